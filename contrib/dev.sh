@@ -1,0 +1,79 @@
+#!/bin/sh
+# racerd developer set-up: install what is missing (Debian 12, as root),
+# bootstrap, configure and build, then run racerd or the tests.
+#
+#   sh contrib/dev.sh run         build and run racerd in the foreground on
+#                                 127.0.0.1:8080 with its embedded store
+#   sh contrib/dev.sh test        build (-Werror) and run every test
+#   sh contrib/dev.sh sanitizers  the same under ASan + UBSan
+#   sh contrib/dev.sh distcheck   make distcheck
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
+libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
+libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps"
+
+deps() {
+	missing=""
+	for p in $PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		    grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "dev.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing
+}
+
+build() {
+	dir=$1
+	shift
+	[ -x configure ] || ./bootstrap.sh
+	mkdir -p "$dir"
+	cd "$dir"
+	[ -f Makefile ] || "$top/configure" "$@" >configure.out ||
+	    { cat configure.out; exit 1; }
+	make -j"$(nproc)"
+}
+
+check() {
+	if ! make -j"$(nproc)" check; then
+		for f in test-suite.log; do
+			[ -f "$f" ] && cat "$f"
+		done
+		exit 1
+	fi
+}
+
+case "${1:-}" in
+run)
+	deps
+	build build
+	exec ./racerd -f
+	;;
+test)
+	deps
+	build build --enable-debug
+	check
+	;;
+sanitizers)
+	deps
+	build build-san --enable-debug --enable-sanitizers
+	export ASAN_OPTIONS=detect_leaks=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	check
+	;;
+distcheck)
+	deps
+	build build
+	make -j"$(nproc)" distcheck
+	;;
+*)
+	echo "usage: sh contrib/dev.sh run|test|sanitizers|distcheck" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,594 @@
+/* racerd: configuration -- option table, defaults, racerd.conf parser. */
+/*
+ * Owns struct config and racerd.conf(5).  racerd.c loads the file at start
+ * (config_load, then config_resolve) and the master loads a fresh copy on
+ * SIGHUP, keeping the old one unless both succeed.  Everything is driven
+ * by config_table[]: a new key is one table row and one struct field.
+ *
+ * The file is parsed by libinih.  inih tells its handler nothing about line
+ * numbers, so lines reach it through our own reader (config_read), which
+ * counts them the way inih does, strips leading blanks (so that inih's
+ * multi-line continuation never applies), and refuses section headers,
+ * NUL bytes and over-long lines itself.  Every error therefore names the
+ * file and the exact line, and parsing stops at the first one.
+ *
+ * Nothing here logs or touches process globals; errors go back in *cause.
+ * Invariants: every table default passes its own checks (config_default
+ * aborts otherwise; check_config tests it), and the string fields of a
+ * struct config returned here are never NULL.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "racerd.h"
+
+/*
+ * With redis = embedded the store listens on a unix socket in run-dir, and
+ * sun_path holds 107 bytes: keep 43 of them for "/" and the socket's name.
+ */
+#define CONFIG_RUN_DIR_MAX	64
+
+#define CONFIG_BAD_LISTEN \
+	"is not HOST:PORT or [IPV6]:PORT with a port from 0 to 65535"
+#define CONFIG_BAD_REDIS \
+	"is not embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]"
+
+#define OFF(f) offsetof(struct config, f)
+
+struct config_parse;
+
+static const char	*config_check_listen(const char *);
+static const char	*config_check_instance(const char *);
+static const char	*config_check_path(const char *);
+static const char	*config_check_redis(const char *);
+static void		 config_parse_error(struct config_parse *,
+			     const char *, ...)
+			     __attribute__((__format__(__printf__, 2, 3)));
+
+/* Indexed by enum log_level. */
+static const char *config_levels[] = { "error", "warn", "info", "debug" };
+
+const struct config_option config_table[] = {
+	{ "listen", CONFIG_STRING, 1, 261, "127.0.0.1:8080", OFF(listen),
+	  "address and port that clients connect to", config_check_listen },
+	{ "workers", CONFIG_INT, 0, CONFIG_WORKERS_MAX, "0", OFF(workers),
+	  "worker processes; 0 is one per CPU", NULL },
+	{ "instance", CONFIG_STRING, 1, 32, "racerd", OFF(instance),
+	  "names the shared-memory registry and the pid file",
+	  config_check_instance },
+	{ "run-dir", CONFIG_STRING, 1, PATH_MAX - 1, "/run/racerd",
+	  OFF(run_dir), "pid file and the embedded store's socket",
+	  config_check_path },
+	{ "state-dir", CONFIG_STRING, 1, PATH_MAX - 1, "/var/lib/racerd",
+	  OFF(state_dir), "the embedded store's data", config_check_path },
+	{ "pid-file", CONFIG_STRING, 0, PATH_MAX - 1, "", OFF(pid_file),
+	  "pid file; empty is RUN-DIR/INSTANCE.pid", config_check_path },
+	{ "log-file", CONFIG_STRING, 0, PATH_MAX - 1, "", OFF(log_file),
+	  "log file; empty is syslog, or stderr in the foreground",
+	  config_check_path },
+	{ "log-level", CONFIG_LEVEL, LOG_LEVEL_ERROR, LOG_LEVEL_DEBUG, "info",
+	  OFF(log_level), "error, warn, info or debug", NULL },
+	{ "shutdown-timeout", CONFIG_INT, 1, 3600, "10", OFF(shutdown_timeout),
+	  "seconds a graceful shutdown may take", NULL },
+	{ "max-chats", CONFIG_INT, 1, 16777216, "65536", OFF(max_chats),
+	  "chats the registry holds at once", NULL },
+	{ "redis", CONFIG_STRING, 1, PATH_MAX - 1, "embedded", OFF(redis),
+	  "the store: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]",
+	  config_check_redis },
+};
+const size_t config_table_size = nitems(config_table);
+
+/* State of one config_load. */
+struct config_parse {
+	struct config	*cfg;
+	const char	*path;
+	FILE		*f;
+	char		*buf;		/* getline buffer */
+	size_t		 bufsize;
+	int		 line;		/* line inih is looking at */
+	int		*seen;		/* per option: line it was set on */
+	int		 error_line;	/* first error of ours, or 0 */
+	char		*error;		/* its message, without file:line */
+	int		 read_errno;	/* reading the file failed */
+};
+
+/*
+ * Parses s as a decimal number in [min, max] into *out.  Returns 0, or -1
+ * if s is anything else.
+ */
+static int
+config_number(const char *s, long long min, long long max, long long *out)
+{
+	long long	 ll;
+	char		*end;
+
+	if (!isdigit((u_char)*s) && !(*s == '-' && isdigit((u_char)s[1])))
+		return (-1);
+	errno = 0;
+	ll = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || ll < min || ll > max)
+		return (-1);
+	*out = ll;
+	return (0);
+}
+
+/* Returns the value of the len digits at s if it is at most max, or -1. */
+static long long
+config_digits(const char *s, size_t len, long long max)
+{
+	long long	 ll = 0;
+	size_t		 i;
+
+	if (len == 0 || len > 10)
+		return (-1);
+	for (i = 0; i < len; i++) {
+		if (!isdigit((u_char)s[i]))
+			return (-1);
+		ll = ll * 10 + (s[i] - '0');
+	}
+	return (ll <= max ? ll : -1);
+}
+
+/*
+ * Returns 1 if the len bytes at s are a host name (labels of letters,
+ * digits and inner hyphens) or a dotted IPv4 address, or 0.
+ */
+static int
+config_is_hostname(const char *s, size_t len)
+{
+	char		 addr[INET_ADDRSTRLEN];
+	struct in_addr	 in;
+	size_t		 i, label = 0;
+	int		 numeric = 1;
+
+	if (len == 0 || len > 253)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return (0);
+			label = 0;
+			continue;
+		}
+		if (!isalnum((u_char)s[i]) && s[i] != '-')
+			return (0);
+		if (s[i] == '-' && label == 0)
+			return (0);
+		if (!isdigit((u_char)s[i]))
+			numeric = 0;
+		if (++label > 63)
+			return (0);
+	}
+	if (label == 0 || s[len - 1] == '-')
+		return (0);
+	if (!numeric)
+		return (1);
+	/* All digits and dots: it must be an address, not a name. */
+	if (len >= sizeof addr)
+		return (0);
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	return (inet_pton(AF_INET, addr, &in) == 1);
+}
+
+/*
+ * Measures the host at the start of s: a host name, an IPv4 address or an
+ * IPv6 address in brackets, ending at ':', '/', '?' or the end.  Returns
+ * its length, or 0 if there is no valid host there.
+ */
+static size_t
+config_host_len(const char *s)
+{
+	char		 addr[INET6_ADDRSTRLEN];
+	struct in6_addr	 in6;
+	const char	*end;
+	size_t		 len;
+
+	if (*s == '[') {
+		if ((end = strchr(s, ']')) == NULL)
+			return (0);
+		len = end - s - 1;
+		if (len == 0 || len >= sizeof addr)
+			return (0);
+		memcpy(addr, s + 1, len);
+		addr[len] = '\0';
+		if (inet_pton(AF_INET6, addr, &in6) != 1)
+			return (0);
+		return (len + 2);
+	}
+	len = strcspn(s, ":/?");
+	return (config_is_hostname(s, len) ? len : 0);
+}
+
+/* listen: HOST:PORT or [V6]:PORT; port 0 lets the kernel choose. */
+static const char *
+config_check_listen(const char *s)
+{
+	size_t	 n;
+
+	if ((n = config_host_len(s)) == 0 || s[n] != ':' ||
+	    config_digits(s + n + 1, strlen(s + n + 1), 65535) == -1)
+		return (CONFIG_BAD_LISTEN);
+	return (NULL);
+}
+
+/* instance: it goes into a shm_open(3) name and a file name. */
+static const char *
+config_check_instance(const char *s)
+{
+	if (s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_-")] != '\0')
+		return ("has characters other than A-Z, a-z, 0-9, _ and -");
+	return (NULL);
+}
+
+/* Paths: absolute, since the daemon changes directory to /. */
+static const char *
+config_check_path(const char *s)
+{
+	if (*s != '/')
+		return ("is not an absolute path");
+	return (NULL);
+}
+
+/* unix:/PATH[?db=N], s pointing after "unix:". */
+static const char *
+config_check_redis_unix(const char *s)
+{
+	struct sockaddr_un	 sun;
+	size_t			 n;
+
+	n = strcspn(s, "?");
+	if (*s != '/' || n < 2)
+		return (CONFIG_BAD_REDIS);
+	if (n >= sizeof sun.sun_path)
+		return ("has a socket path longer than 107 bytes");
+	s += n;
+	if (*s == '\0')
+		return (NULL);
+	if (strncmp(s, "?db=", 4) != 0 ||
+	    config_digits(s + 4, strlen(s + 4), INT_MAX) == -1)
+		return (CONFIG_BAD_REDIS);
+	return (NULL);
+}
+
+/* redis: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]. */
+static const char *
+config_check_redis(const char *s)
+{
+	size_t	 n;
+
+	if (strcmp(s, "embedded") == 0)
+		return (NULL);
+	if (strncmp(s, "unix:", 5) == 0)
+		return (config_check_redis_unix(s + 5));
+	if (strncmp(s, "redis://", 8) != 0)
+		return (CONFIG_BAD_REDIS);
+	s += 8;
+	if ((n = config_host_len(s)) == 0)
+		return (CONFIG_BAD_REDIS);
+	s += n;
+	if (*s == ':') {
+		n = strcspn(++s, "/");
+		if (config_digits(s, n, 65535) < 1)
+			return (CONFIG_BAD_REDIS);
+		s += n;
+	}
+	if (*s == '/' && config_digits(s + 1, strlen(s + 1), INT_MAX) != -1)
+		return (NULL);
+	return (*s == '\0' ? NULL : CONFIG_BAD_REDIS);
+}
+
+/*
+ * Sets option o of cfg from the string value.  Returns 0, or -1 with
+ * "KEY: "VALUE" REASON" in *cause (the caller adds where it came from).
+ */
+static int
+config_set(struct config *cfg, const struct config_option *o,
+    const char *value, char **cause)
+{
+	void		*field = (char *)cfg + o->offset;
+	const char	*why = NULL;
+	long long	 ll, len;
+	size_t		 i;
+
+	switch (o->type) {
+	case CONFIG_INT:
+		if (config_number(value, o->min, o->max, &ll) != 0) {
+			xasprintf(cause, "%s: \"%s\" is not a number between "
+			    "%lld and %lld", o->name, value, o->min, o->max);
+			return (-1);
+		}
+		*(int *)field = (int)ll;
+		return (0);
+	case CONFIG_LEVEL:
+		for (i = 0; i < nitems(config_levels); i++) {
+			if (strcmp(value, config_levels[i]) == 0) {
+				*(int *)field = (int)i;
+				return (0);
+			}
+		}
+		xasprintf(cause, "%s: \"%s\" is not one of error, warn, info, "
+		    "debug", o->name, value);
+		return (-1);
+	case CONFIG_STRING:
+		len = (long long)strlen(value);
+		if (len < o->min)
+			why = (len == 0) ? "is empty" : "is too short";
+		else if (len > o->max) {
+			xasprintf(cause, "%s: \"%s\" is longer than %lld "
+			    "characters", o->name, value, o->max);
+			return (-1);
+		} else if (len != 0 && o->check != NULL)
+			why = o->check(value);
+		if (why != NULL) {
+			xasprintf(cause, "%s: \"%s\" %s", o->name, value, why);
+			return (-1);
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return (0);
+	}
+	fatalx("config_set: %s: bad type %d", o->name, (int)o->type);
+}
+
+/* Returns the option called name, or NULL. */
+static const struct config_option *
+config_find(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < config_table_size; i++) {
+		if (strcmp(config_table[i].name, name) == 0)
+			return (&config_table[i]);
+	}
+	return (NULL);
+}
+
+/* Records an error on the current line, unless there is one already. */
+static void
+config_parse_error(struct config_parse *cp, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (cp->error != NULL)
+		return;
+	va_start(ap, fmt);
+	xvasprintf(&cp->error, fmt, ap);
+	va_end(ap);
+	cp->error_line = cp->line;
+}
+
+/*
+ * inih's reader: hands over the next line in line (size bytes), counting
+ * lines exactly as inih does.  Lines we refuse are passed on empty, which
+ * inih skips.  Returns line, or NULL at the end, on a read error or after
+ * the first error.
+ */
+static char *
+config_read(char *line, int size, void *arg)
+{
+	struct config_parse	*cp = arg;
+	ssize_t			 n;
+	size_t			 len;
+	char			*s;
+
+	if (cp->error != NULL)
+		return (NULL);
+	if ((n = getline(&cp->buf, &cp->bufsize, cp->f)) == -1) {
+		if (!feof(cp->f))
+			cp->read_errno = errno;
+		return (NULL);
+	}
+	cp->line++;
+	s = cp->buf;
+	len = n;
+	if (cp->line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;
+	s += strspn(s, " \t");
+	len -= s - cp->buf;
+	if (memchr(s, '\0', len) != NULL)
+		config_parse_error(cp, "line contains a NUL byte");
+	else if (size < 2 || len > (size_t)size - 1)
+		config_parse_error(cp, "line is longer than %d characters",
+		    size - 2);
+	else if (*s == '[') {
+		s[strcspn(s, "\r\n")] = '\0';
+		config_parse_error(cp, "unexpected section header \"%s\": "
+		    "options have no sections", s);
+	}
+	if (cp->error != NULL)
+		len = 0;
+	memcpy(line, s, len);
+	line[len] = '\0';
+	return (line);
+}
+
+/* inih's handler: sets one option.  Returns 1, or 0 on error. */
+static int
+config_handler(void *arg, __unused const char *section, const char *name,
+    const char *value)
+{
+	struct config_parse		*cp = arg;
+	const struct config_option	*o;
+	char				*cause;
+	size_t				 i;
+
+	if ((o = config_find(name)) == NULL) {
+		config_parse_error(cp, "unknown option \"%s\"", name);
+		return (0);
+	}
+	i = o - config_table;
+	if (cp->seen[i] != 0) {
+		config_parse_error(cp, "%s: given twice, first on line %d",
+		    name, cp->seen[i]);
+		return (0);
+	}
+	cp->seen[i] = cp->line;
+	if (config_set(cp->cfg, o, value != NULL ? value : "", &cause) != 0) {
+		config_parse_error(cp, "%s", cause);
+		free(cause);
+		return (0);
+	}
+	return (1);
+}
+
+/*
+ * Returns a new config with every default applied; pid-file is still
+ * empty until config_resolve.  The caller frees it with config_free.
+ */
+struct config *
+config_default(void)
+{
+	struct config	*cfg;
+	char		*cause;
+	size_t		 i;
+
+	cfg = xcalloc(1, sizeof *cfg);
+	for (i = 0; i < config_table_size; i++) {
+		if (config_set(cfg, &config_table[i], config_table[i].dflt,
+		    &cause) != 0)
+			fatalx("config_default: %s", cause);
+	}
+	return (cfg);
+}
+
+/*
+ * Loads the defaults, then the file at path over them.  Returns a new
+ * config for config_free, or NULL with a message in *cause, such as
+ * "FILE:LINE: unknown option "foo"", for the caller to free.
+ */
+struct config *
+config_load(const char *path, char **cause)
+{
+	struct config_parse	 cp;
+	int			 n;
+
+	memset(&cp, 0, sizeof cp);
+	if ((cp.f = fopen(path, "re")) == NULL) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		return (NULL);
+	}
+	cp.path = path;
+	cp.cfg = config_default();
+	cp.seen = xcalloc(config_table_size, sizeof *cp.seen);
+
+	n = ini_parse_stream(config_read, &cp, config_handler, &cp);
+	if (cp.read_errno != 0)
+		xasprintf(cause, "%s: %s", path, strerror(cp.read_errno));
+	else if (n > 0 && (cp.error == NULL || n < cp.error_line)) {
+		xasprintf(cause, "%s:%d: syntax error: expected \"key = "
+		    "value\"", path, n);
+	} else if (cp.error != NULL)
+		xasprintf(cause, "%s:%d: %s", path, cp.error_line, cp.error);
+	else if (n != 0)
+		xasprintf(cause, "%s: cannot parse (inih error %d)", path, n);
+	else
+		cp.cfg->path = xstrdup(path);
+
+	fclose(cp.f);
+	free(cp.buf);
+	free(cp.seen);
+	free(cp.error);
+	if (cp.cfg->path == NULL) {
+		config_free(cp.cfg);
+		return (NULL);
+	}
+	return (cp.cfg);
+}
+
+/* Frees cfg and everything it holds; cfg may be NULL. */
+void
+config_free(struct config *cfg)
+{
+	size_t	 i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < config_table_size; i++) {
+		if (config_table[i].type == CONFIG_STRING)
+			free(*(char **)((char *)cfg + config_table[i].offset));
+	}
+	free(cfg->path);
+	free(cfg);
+}
+
+/*
+ * Fills in derived values (an empty pid-file becomes RUN-DIR/INSTANCE.pid)
+ * and checks what involves more than one key.  Returns 0, or -1 with a
+ * message in *cause for the caller to free.  Calling it again is harmless.
+ */
+int
+config_resolve(struct config *cfg, char **cause)
+{
+	const char	*file = cfg->path != NULL ? cfg->path : "defaults";
+
+	if (*cfg->pid_file == '\0') {
+		free(cfg->pid_file);
+		xasprintf(&cfg->pid_file, "%s/%s.pid", cfg->run_dir,
+		    cfg->instance);
+		if (strlen(cfg->pid_file) >= PATH_MAX) {
+			xasprintf(cause, "%s: run-dir: \"%s\" is too long to "
+			    "hold the pid file", file, cfg->run_dir);
+			return (-1);
+		}
+	}
+	if (strcmp(cfg->log_file, cfg->pid_file) == 0) {
+		xasprintf(cause, "%s: log-file and pid-file are both \"%s\"",
+		    file, cfg->pid_file);
+		return (-1);
+	}
+	if (strcmp(cfg->redis, "embedded") == 0 &&
+	    strlen(cfg->run_dir) > CONFIG_RUN_DIR_MAX) {
+		xasprintf(cause, "%s: run-dir: \"%s\" is longer than %d "
+		    "characters, too long for the socket of redis = embedded",
+		    file, cfg->run_dir, CONFIG_RUN_DIR_MAX);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Returns the number of workers to run: the workers option, or with 0 the
+ * CPUs this process may run on (sysconf, narrowed by the affinity mask of
+ * taskset or a container's cpuset), from 1 to CONFIG_WORKERS_MAX.
+ */
+int
+config_workers(const struct config *cfg)
+{
+	cpu_set_t	 set;
+	long		 n;
+
+	if (cfg->workers > 0)
+		return (cfg->workers);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (sched_getaffinity(0, sizeof set, &set) == 0 &&
+	    CPU_COUNT(&set) < n)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		return (1);
+	return (n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (int)n);
+}
+
+/* Returns the name of a log level ("info"), or NULL if it is not one. */
+const char *
+config_level_name(int level)
+{
+	if (level < 0 || (size_t)level >= nitems(config_levels))
+		return (NULL);
+	return (config_levels[level]);
+}

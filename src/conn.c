@@ -1,0 +1,404 @@
+/* racerd: client connections. */
+/*
+ * A connection starts in HTTP: requests are parsed by http.c and answered
+ * here (health, metrics, errors), with keep-alive, until one upgrades to
+ * WebSocket.  A connection belongs to the worker's list from accept until
+ * it is freed; freeing is deferred to the next loop turn (event_base_once)
+ * so that no callback further up the stack sees freed memory.
+ *
+ * Limits: the request header must arrive within CONN_HEADER_TIMEOUT
+ * seconds (408 otherwise) and is capped by the parser (431/413).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "racerd.h"
+#include "http.h"
+#include "registry.h"
+
+#define CONN_HEADER_TIMEOUT	10	/* seconds for a request header */
+#define CONN_IDLE_TIMEOUT	60	/* seconds a keep-alive may idle */
+#define CONN_MAX_HEADER		8192
+#define CONN_MAX_BODY		(1024 * 1024)
+#define CONN_HEARTBEAT_STALE_MS	3000
+
+enum conn_state {
+	CONN_HTTP,
+	CONN_CLOSING,		/* flush the output, then free */
+	CONN_DEAD
+};
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	struct bufferevent	*bev;
+	struct http_parse	*hp;
+	enum conn_state		 state;
+	struct event		*timer;
+	int			 nrequests;
+	int			 in_request;	/* bytes of a request read */
+};
+
+static void	conn_close(struct conn *);
+
+static void
+conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
+{
+	struct conn	*c = arg;
+
+	bufferevent_free(c->bev);
+	event_free(c->timer);
+	http_parse_free(c->hp);
+	free(c);
+	worker_conn_gone();
+}
+
+/* Stop using the connection now and free it on the next loop turn. */
+static void
+conn_close(struct conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	c->state = CONN_DEAD;
+	bufferevent_disable(c->bev, EV_READ|EV_WRITE);
+	evtimer_del(c->timer);
+	TAILQ_REMOVE(&wk.conns, c, entry);
+	wk.nconns--;
+	reg_worker_conns(wk.reg, wk.idx, -1);
+	if (event_base_once(wk.base, -1, EV_TIMEOUT, conn_free_cb, c,
+	    NULL) != 0)
+		fatalx("event_base_once failed");
+}
+
+/* Close once what is queued has been written. */
+static void
+conn_close_after_write(struct conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close(c);
+}
+
+static void
+conn_arm_timer(struct conn *c, int seconds)
+{
+	struct timeval	 tv = { seconds, 0 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Worker slots that run and have beaten recently. */
+static int
+conn_workers_up(int *total)
+{
+	struct reg_worker_info	 info;
+	uint64_t		 now = util_mono_ms();
+	int			 i, n = 0;
+
+	*total = config_workers(wk.cfg);
+	for (i = 0; i < *total; i++) {
+		if (reg_worker_info(wk.reg, i, &info) != 0 || info.pid == 0)
+			continue;
+		if (now - info.heartbeat < CONN_HEARTBEAT_STALE_MS)
+			n++;
+	}
+	return (n);
+}
+
+static void
+conn_reply_json(struct conn *c, int status, json_t *o, int keep_alive,
+    int head)
+{
+	char	*s;
+
+	s = json_dumps(o, JSON_COMPACT);
+	if (s == NULL)
+		fatalx("json_dumps");
+	http_response(bufferevent_get_output(c->bev), status, NULL,
+	    "application/json", s, head ? 0 : strlen(s), keep_alive);
+	free(s);
+	json_decref(o);
+}
+
+static void
+conn_healthz(struct conn *c, int keep_alive, int head)
+{
+	const char	*why;
+	json_t		*o;
+	int		 total, up, store;
+
+	up = conn_workers_up(&total);
+	store = bus_is_up(&why);
+	o = json_pack("{s:s, s:s, s:i, s:i}",
+	    "status", store && up == total ? "ok" : "unavailable",
+	    "store", store ? "up" : "down",
+	    "workers", total, "workers_up", up);
+	if (!store)
+		json_object_set_new(o, "error", json_sprintf("store: %s", why));
+	else if (up != total)
+		json_object_set_new(o, "error",
+		    json_sprintf("%d of %d workers up", up, total));
+	conn_reply_json(c, store && up == total ? 200 : 503, o, keep_alive,
+	    head);
+}
+
+static void
+conn_metrics(struct conn *c, int keep_alive, int head)
+{
+	struct reg_worker_info	 info;
+	struct reg_stats	 st;
+	struct reg_counters	 sum;
+	struct evbuffer		*b;
+	char			*body;
+	size_t			 len;
+	int			 i, total, up;
+
+	memset(&sum, 0, sizeof sum);
+	memset(&st, 0, sizeof st);
+	reg_stats(wk.reg, &st);
+	up = conn_workers_up(&total);
+	for (i = 0; i < total; i++) {
+		if (reg_worker_info(wk.reg, i, &info) != 0)
+			continue;
+		sum.msgs_in += info.counters.msgs_in;
+		sum.msgs_out += info.counters.msgs_out;
+		sum.bytes_out += info.counters.bytes_out;
+		sum.handshakes += info.counters.handshakes;
+		sum.closes_slow += info.counters.closes_slow;
+		sum.store_errors += info.counters.store_errors;
+		sum.gaps_filled += info.counters.gaps_filled;
+	}
+	b = evbuffer_new();
+#define METRIC(name, type, help, fmt, value)				\
+	evbuffer_add_printf(b, "# HELP racerd_" name " " help "\n"	\
+	    "# TYPE racerd_" name " " type "\nracerd_" name " " fmt "\n", \
+	    value)
+	METRIC("workers", "gauge", "Configured worker processes.", "%d",
+	    total);
+	METRIC("workers_up", "gauge", "Workers alive with a fresh heartbeat.",
+	    "%d", up);
+	METRIC("connections", "gauge", "Open client connections.", "%llu",
+	    (unsigned long long)reg_total_conns(wk.reg));
+	METRIC("chats", "gauge", "Chats with members on this instance.",
+	    "%u", st.rooms);
+	METRIC("chats_capacity", "gauge", "Registry capacity (max-chats).",
+	    "%u", st.room_capacity);
+	METRIC("members", "gauge", "Chat memberships on this instance.",
+	    "%llu", (unsigned long long)st.members);
+	METRIC("registry_repairs_total", "counter",
+	    "Registry lock recoveries after a holder died.", "%llu",
+	    (unsigned long long)st.repairs);
+	METRIC("messages_received_total", "counter",
+	    "Messages received from clients.", "%llu",
+	    (unsigned long long)sum.msgs_in);
+	METRIC("messages_delivered_total", "counter",
+	    "Messages delivered to clients.", "%llu",
+	    (unsigned long long)sum.msgs_out);
+	METRIC("bytes_delivered_total", "counter",
+	    "Bytes queued to clients.", "%llu",
+	    (unsigned long long)sum.bytes_out);
+	METRIC("handshakes_total", "counter", "WebSocket handshakes.",
+	    "%llu", (unsigned long long)sum.handshakes);
+	METRIC("slow_closes_total", "counter",
+	    "Connections closed with 4208 (too slow).", "%llu",
+	    (unsigned long long)sum.closes_slow);
+	METRIC("store_errors_total", "counter", "Failed store commands.",
+	    "%llu", (unsigned long long)sum.store_errors);
+	METRIC("gaps_filled_total", "counter",
+	    "Delivery gaps filled from history.", "%llu",
+	    (unsigned long long)sum.gaps_filled);
+	METRIC("store_up", "gauge",
+	    "1 if the answering worker reaches the store.", "%d",
+	    bus_is_up(NULL));
+#undef METRIC
+	len = evbuffer_get_length(b);
+	body = xmalloc(len + 1);
+	evbuffer_remove(b, body, len);
+	evbuffer_free(b);
+	http_response(bufferevent_get_output(c->bev), 200, NULL,
+	    "text/plain; version=0.0.4", body, head ? 0 : len, keep_alive);
+	free(body);
+}
+
+/* Answer one complete request. */
+static void
+conn_request(struct conn *c, const struct http_req *req)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	const char	*chat;
+	size_t		 chat_len;
+	int		 keep, head;
+
+	keep = (req->flags & HTTP_REQ_KEEPALIVE) && !wk.draining;
+	c->nrequests++;
+	head = (req->method == HTTP_HEAD);
+	switch (http_route(req->path, &chat, &chat_len)) {
+	case HTTP_ROUTE_HEALTHZ:
+	case HTTP_ROUTE_METRICS:
+		if (req->method != HTTP_GET && !head) {
+			http_error(out, 405, "method not allowed",
+			    "Allow: GET, HEAD\r\n", keep);
+			break;
+		}
+		if (http_route(req->path, &chat, &chat_len) ==
+		    HTTP_ROUTE_HEALTHZ)
+			conn_healthz(c, keep, head);
+		else
+			conn_metrics(c, keep, head);
+		break;
+	case HTTP_ROUTE_BAD_ID:
+		http_error(out, 400, "invalid chat id", NULL, keep);
+		break;
+	default:
+		http_error(out, 404, "not found", NULL, keep);
+		break;
+	}
+	if (!keep)
+		conn_close_after_write(c);
+	else
+		conn_arm_timer(c, CONN_IDLE_TIMEOUT);
+}
+
+static void
+conn_http_input(struct conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec	 v;
+	size_t			 used;
+	int			 rc;
+
+	while (c->state == CONN_HTTP && evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		rc = http_parse_feed(c->hp, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (rc == -1) {
+			http_error(bufferevent_get_output(c->bev),
+			    http_parse_status(c->hp), "bad request", NULL, 0);
+			conn_close_after_write(c);
+			return;
+		}
+		if (rc == 0) {
+			/* A request has begun: it has a deadline now. */
+			if (!c->in_request && used > 0) {
+				c->in_request = 1;
+				conn_arm_timer(c, CONN_HEADER_TIMEOUT);
+			}
+			continue;
+		}
+		c->in_request = 0;
+		conn_request(c, http_parse_req(c->hp));
+		http_parse_reset(c->hp);
+	}
+}
+
+static void
+conn_read_cb(__unused struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->state == CONN_HTTP)
+		conn_http_input(c);
+}
+
+static void
+conn_write_cb(__unused struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->state == CONN_CLOSING)
+		conn_close(c);
+}
+
+static void
+conn_event_cb(__unused struct bufferevent *bev, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (what & (BEV_EVENT_EOF|BEV_EVENT_ERROR))
+		conn_close(c);
+}
+
+static void
+conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->state != CONN_HTTP)
+		return;
+	if (c->in_request) {
+		http_error(bufferevent_get_output(c->bev), 408,
+		    "request header timeout", NULL, 0);
+		conn_close_after_write(c);
+	} else
+		conn_close(c);
+}
+
+/* Take a freshly accepted socket into service. */
+void
+conn_accept(int fd)
+{
+	struct conn	*c;
+	int		 on = 1;
+
+	if (wk.draining) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+	c = xcalloc(1, sizeof *c);
+	c->bev = bufferevent_socket_new(wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(wk.base, conn_timeout, c);
+	c->hp = http_parse_new(CONN_MAX_HEADER, CONN_MAX_BODY);
+	if (c->bev == NULL || c->timer == NULL || c->hp == NULL)
+		fatalx("conn_accept: out of memory");
+	c->state = CONN_HTTP;
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+	    c);
+	bufferevent_enable(c->bev, EV_READ|EV_WRITE);
+	TAILQ_INSERT_TAIL(&wk.conns, c, entry);
+	wk.nconns++;
+	reg_worker_conns(wk.reg, wk.idx, 1);
+	conn_arm_timer(c, CONN_HEADER_TIMEOUT);
+}
+
+/* Drain: idle HTTP connections go now, busy ones after their answer. */
+void
+conn_drain_all(void)
+{
+	struct conn	*c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &wk.conns, entry, next) {
+		if (c->state == CONN_HTTP && !c->in_request)
+			conn_close(c);
+	}
+}
+
+/* At exit: free every connection at once. */
+void
+conn_free_all(void)
+{
+	struct conn	*c;
+
+	while ((c = TAILQ_FIRST(&wk.conns)) != NULL) {
+		conn_close(c);
+	}
+	/* Run the deferred frees. */
+	event_base_loop(wk.base, EVLOOP_NONBLOCK);
+}

@@ -1,0 +1,696 @@
+/* racerd: the master process. */
+/*
+ * The master validates the configuration, opens the listening socket,
+ * creates the shared-memory registry, starts the embedded store, forks the
+ * workers and supervises them.  It serves no clients.
+ *
+ * A worker that dies is reaped from the registry (its slot cleared and
+ * exactly its members removed) before a new one takes its place; one that
+ * keeps dying soon after start is respawned with growing back-off and,
+ * after MASTER_CRASH_MAX crashes in a row, given up on.  Signals are
+ * libevent events: TERM/INT drain (a second one forces), HUP reloads the
+ * configuration and replaces workers one at a time, USR1 reopens logs and
+ * is forwarded to the workers, CHLD reaps.
+ */
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "racerd.h"
+#include "registry.h"
+
+#define MASTER_CRASH_MAX	5	/* crashes in a row before giving up */
+#define MASTER_CRASH_SOON_MS	10000	/* a crash this soon counts */
+#define MASTER_BACKOFF_MAX_MS	5000
+
+struct master_worker {
+	pid_t		 pid;		/* -1 when not running */
+	uint64_t	 started;	/* monotonic ms */
+	int		 crashes;	/* crashes in a row, soon after start */
+	int		 given_up;
+	int		 replace;	/* reload: respawn when it exits */
+	struct event	*respawn;	/* back-off timer */
+};
+
+static struct {
+	struct config		*cfg;
+	struct reg		*reg;
+	struct event_base	*base;
+	char			*regname;
+	char			*store_addr;
+	int			 lfd;
+	int			 ready;		/* start-up pipe, or -1 */
+	int			 nworkers;
+	struct master_worker	*w;
+	int			 stopping;	/* 1 draining, 2 forced */
+	int			 exit_code;
+	int			 pidfile_written;
+	struct event		*stop_timer;
+	struct event		*store_timer;
+	int			 store_failures;
+	struct event		*sig[6];
+} m;
+
+static void	master_spawn(int);
+static void	master_reload_step(void);
+
+/*
+ * Open the listening socket for "host:port" or "[v6]:port".  Returns the
+ * descriptor, or -1 with a message in *cause.
+ */
+int
+master_listen(const char *listen_on, char **cause)
+{
+	struct addrinfo	 hints, *res = NULL;
+	char		 host[256], port[16];
+	const char	*colon;
+	int		 fd = -1, on = 1, error;
+	size_t		 hlen;
+
+	colon = strrchr(listen_on, ':');
+	if (colon == NULL) {
+		xasprintf(cause, "listen %s: missing port", listen_on);
+		return (-1);
+	}
+	hlen = colon - listen_on;
+	if (listen_on[0] == '[' && hlen >= 2 && listen_on[hlen - 1] == ']') {
+		listen_on++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof host) {
+		xasprintf(cause, "listen %s: host too long", listen_on);
+		return (-1);
+	}
+	memcpy(host, listen_on, hlen);
+	host[hlen] = '\0';
+	snprintf(port, sizeof port, "%s", colon + 1);
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	error = getaddrinfo(hlen == 0 || strcmp(host, "*") == 0 ? NULL : host,
+	    port, &hints, &res);
+	if (error != 0) {
+		xasprintf(cause, "listen %s: %s", listen_on,
+		    gai_strerror(error));
+		return (-1);
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+		goto fail;
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1)
+		goto fail;
+	if (listen(fd, 4096) == -1)
+		goto fail;
+	freeaddrinfo(res);
+	return (fd);
+fail:
+	xasprintf(cause, "listen %s: %s", listen_on, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return (-1);
+}
+
+/* Log the address we really listen on (the port may have been 0). */
+static void
+master_log_listen(int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof ss;
+	char			 host[INET6_ADDRSTRLEN], serv[16];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv,
+	    sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return;
+	log_info("listening on %s%s%s:%s", ss.ss_family == AF_INET6 ? "[" : "",
+	    host, ss.ss_family == AF_INET6 ? "]" : "", serv);
+}
+
+static int
+master_write_pidfile(const char *path, char **cause)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "w")) == NULL) {
+		xasprintf(cause, "pid file %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0) {
+		xasprintf(cause, "pid file %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	m.pidfile_written = 1;
+	return (0);
+}
+
+static int
+master_live_workers(void)
+{
+	int	 i, n = 0;
+
+	for (i = 0; i < m.nworkers; i++)
+		if (m.w[i].pid > 0)
+			n++;
+	return (n);
+}
+
+static void
+master_signal_workers(int signo)
+{
+	int	 i;
+
+	for (i = 0; i < m.nworkers; i++)
+		if (m.w[i].pid > 0)
+			kill(m.w[i].pid, signo);
+}
+
+/* Everything is stopped: release what the master holds and leave. */
+static void
+master_finish(void)
+{
+	store_embedded_stop(m.cfg->shutdown_timeout);
+	if (m.reg != NULL) {
+		reg_close(m.reg);
+		reg_unlink(m.regname);
+		m.reg = NULL;
+	}
+	if (m.pidfile_written)
+		unlink(m.cfg->pid_file);
+	log_info("exiting");
+	event_base_loopbreak(m.base);
+}
+
+static void
+master_stop_timeout(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	log_warnx("shutdown-timeout passed: killing %d worker(s)",
+	    master_live_workers());
+	m.stopping = 2;
+	master_signal_workers(SIGKILL);
+}
+
+static void
+master_stop(int signo)
+{
+	struct timeval	 tv = { m.cfg->shutdown_timeout, 0 };
+	int		 i;
+
+	if (m.stopping) {
+		log_info("second signal %d: forcing shutdown", signo);
+		m.stopping = 2;
+		master_signal_workers(SIGKILL);
+		return;
+	}
+	log_info("signal %d: shutting down gracefully", signo);
+	m.stopping = 1;
+	for (i = 0; i < m.nworkers; i++)
+		if (m.w[i].respawn != NULL)
+			evtimer_del(m.w[i].respawn);
+	if (m.store_timer != NULL)
+		evtimer_del(m.store_timer);
+	master_signal_workers(SIGTERM);
+	if (master_live_workers() == 0) {
+		master_finish();
+		return;
+	}
+	m.stop_timer = evtimer_new(m.base, master_stop_timeout, NULL);
+	evtimer_add(m.stop_timer, &tv);
+}
+
+static void
+master_respawn_cb(__unused evutil_socket_t fd, __unused short events,
+    void *arg)
+{
+	int	 i = (int)(intptr_t)arg;
+
+	if (!m.stopping && m.w[i].pid == -1)
+		master_spawn(i);
+}
+
+/*
+ * A worker exited: reap its registry slot, then decide whether and when to
+ * start another.
+ */
+static void
+master_worker_exited(int i, int status)
+{
+	struct master_worker	*w = &m.w[i];
+	uint64_t		 removed = 0, now = util_mono_ms();
+	struct timeval		 tv;
+	int			 crashed, delay;
+
+	w->pid = -1;
+	if (reg_worker_reap(m.reg, i, &removed) != 0)
+		log_warn("worker[%d]: registry reap failed", i);
+	if (WIFSIGNALED(status))
+		log_warnx("worker[%d] killed by signal %d (%llu members "
+		    "reaped)", i, WTERMSIG(status),
+		    (unsigned long long)removed);
+	else
+		log_info("worker[%d] exited with status %d (%llu members "
+		    "reaped)", i, WEXITSTATUS(status),
+		    (unsigned long long)removed);
+	if (m.stopping) {
+		if (master_live_workers() == 0)
+			master_finish();
+		return;
+	}
+	if (w->replace) {
+		w->replace = 0;
+		master_spawn(i);
+		master_reload_step();
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RD_EXIT_NORESPAWN) {
+		log_warnx("worker[%d] cannot run; not respawning it", i);
+		w->given_up = 1;
+		goto check;
+	}
+
+	crashed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	if (crashed && now - w->started < MASTER_CRASH_SOON_MS)
+		w->crashes++;
+	else
+		w->crashes = crashed ? 1 : 0;
+	if (w->crashes >= MASTER_CRASH_MAX) {
+		log_warnx("worker[%d] is crash-looping (%d crashes within "
+		    "%d ms of start); not respawning it", i, w->crashes,
+		    MASTER_CRASH_SOON_MS);
+		w->given_up = 1;
+		goto check;
+	}
+	delay = 0;
+	if (w->crashes > 1) {
+		delay = 100 << (w->crashes - 1);
+		if (delay > MASTER_BACKOFF_MAX_MS)
+			delay = MASTER_BACKOFF_MAX_MS;
+	}
+	if (delay == 0) {
+		master_spawn(i);
+		return;
+	}
+	log_info("worker[%d] respawns in %d ms", i, delay);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(w->respawn, &tv);
+	return;
+check:
+	if (master_live_workers() == 0) {
+		log_warnx("no worker left running; shutting down");
+		m.exit_code = 1;
+		master_stop(SIGTERM);
+	}
+}
+
+static void
+master_store_restart(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	char		*cause = NULL;
+	struct timeval	 tv;
+	int		 delay;
+
+	if (m.stopping)
+		return;
+	if (store_embedded_start(m.cfg, &cause) == 0) {
+		log_info("embedded store restarted");
+		m.store_failures = 0;
+		return;
+	}
+	log_warnx("embedded store restart failed: %s", cause);
+	free(cause);
+	m.store_failures++;
+	delay = 250 << (m.store_failures < 5 ? m.store_failures : 5);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(m.store_timer, &tv);
+}
+
+static void
+master_chld(void)
+{
+	struct timeval	 tv = { 0, 0 };
+	pid_t		 pid;
+	int		 status, i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == store_embedded_pid()) {
+			store_embedded_stop(-1);
+			if (m.stopping)
+				continue;
+			log_warnx("embedded store (pid %ld) died; restarting "
+			    "it", (long)pid);
+			evtimer_add(m.store_timer, &tv);
+			continue;
+		}
+		for (i = 0; i < m.nworkers; i++) {
+			if (m.w[i].pid == pid) {
+				master_worker_exited(i, status);
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * Restore what a child inherits from the master to defaults: signal
+ * dispositions set by libevent and the master's mask.
+ */
+static void
+master_child_reset(void)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+	    SIGUSR2, SIGCHLD };
+	sigset_t	 set;
+	size_t		 i;
+
+	for (i = 0; i < nitems(sigs); i++)
+		signal(sigs[i], SIG_DFL);
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+}
+
+static void
+master_spawn(int i)
+{
+	char	 role[32];
+	pid_t	 pid, master = getpid();
+	int	 rc;
+
+	pid = fork();
+	if (pid == -1) {
+		log_warn("worker[%d]: fork", i);
+		{ struct timeval one = { 1, 0 }; evtimer_add(m.w[i].respawn, &one); }
+		return;
+	}
+	if (pid == 0) {
+		/* A worker never outlives its master. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
+		    getppid() != master)
+			_exit(RD_EXIT_FATAL);
+		/*
+		 * Let go of the master's loop without touching the epoll
+		 * instance the master still uses: reinit gives the child its
+		 * own backend, which is then freed with the base.
+		 */
+		if (event_reinit(m.base) == 0)
+			event_base_free(m.base);
+		m.base = NULL;
+		if (m.ready != -1)
+			close(m.ready);
+		master_child_reset();
+		snprintf(role, sizeof role, "worker[%d]", i);
+		log_set_role(role);
+		rc = worker_main(m.cfg, m.reg, i, m.lfd, m.store_addr);
+		log_close();
+		_exit(rc);
+	}
+	m.w[i].pid = pid;
+	m.w[i].started = util_mono_ms();
+	log_info("worker[%d] started, pid %ld", i, (long)pid);
+}
+
+/* Reload: take the next worker still to be replaced out of service. */
+static void
+master_reload_step(void)
+{
+	int	 i;
+
+	for (i = 0; i < m.nworkers; i++) {
+		if (m.w[i].replace && m.w[i].pid > 0) {
+			kill(m.w[i].pid, SIGTERM);
+			return;
+		}
+		m.w[i].replace = 0;
+	}
+	log_info("reload complete");
+}
+
+/*
+ * Keys that only a restart can change: keep the running value and say so.
+ */
+static void
+master_keep(const char *key, char **now, char **next)
+{
+	if (strcmp(*now, *next) == 0)
+		return;
+	log_warnx("reload: %s cannot change without a restart; keeping %s",
+	    key, *now);
+	free(*next);
+	*next = xstrdup(*now);
+}
+
+static void
+master_reload(void)
+{
+	struct config	*next;
+	char		*cause = NULL;
+	int		 i;
+
+	if (m.cfg->path != NULL)
+		next = config_load(m.cfg->path, &cause);
+	else
+		next = config_default();
+	if (next != NULL && config_resolve(next, &cause) != 0) {
+		config_free(next);
+		next = NULL;
+	}
+	if (next == NULL) {
+		log_warnx("reload failed: %s; keeping the old configuration",
+		    cause);
+		free(cause);
+		return;
+	}
+	master_keep("listen", &m.cfg->listen, &next->listen);
+	master_keep("instance", &m.cfg->instance, &next->instance);
+	master_keep("run-dir", &m.cfg->run_dir, &next->run_dir);
+	master_keep("state-dir", &m.cfg->state_dir, &next->state_dir);
+	master_keep("pid-file", &m.cfg->pid_file, &next->pid_file);
+	master_keep("redis", &m.cfg->redis, &next->redis);
+	if (config_workers(next) != m.nworkers) {
+		log_warnx("reload: workers cannot change without a restart; "
+		    "keeping %d", m.nworkers);
+		next->workers = m.nworkers;
+	}
+	if (next->max_chats != m.cfg->max_chats) {
+		log_warnx("reload: max-chats cannot change without a restart;"
+		    " keeping %d", m.cfg->max_chats);
+		next->max_chats = m.cfg->max_chats;
+	}
+	config_free(m.cfg);
+	m.cfg = next;
+	log_set_level(m.cfg->log_level);
+	log_info("configuration reloaded; replacing workers one at a time");
+	for (i = 0; i < m.nworkers; i++)
+		m.w[i].replace = (m.w[i].pid > 0);
+	master_reload_step();
+}
+
+static void
+master_signal(evutil_socket_t signo, __unused short events,
+    __unused void *arg)
+{
+	switch (signo) {
+	case SIGTERM:
+	case SIGINT:
+		master_stop(signo);
+		break;
+	case SIGHUP:
+		if (!m.stopping)
+			master_reload();
+		break;
+	case SIGUSR1:
+		if (log_reopen() != 0)
+			log_warn("reopening the log file");
+		master_signal_workers(SIGUSR1);
+		break;
+	case SIGCHLD:
+		master_chld();
+		break;
+	}
+}
+
+/*
+ * Detach from the terminal, but let the parent wait on a pipe until the
+ * master is ready so that start-up errors reach the terminal and the exit
+ * status.  Returns the write end, or -1 in the foreground.
+ */
+static int
+master_daemonize(void)
+{
+	char	 buf[1024];
+	ssize_t	 n, len = 0;
+	int	 p[2], fd;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe");
+	switch (fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		break;
+	default:
+		close(p[1]);
+		while ((n = read(p[0], buf + len, sizeof buf - 1 - len)) > 0)
+			len += n;
+		if (len == 0)
+			_exit(1);
+		buf[len] = '\0';
+		if (strcmp(buf, "ok") == 0)
+			_exit(0);
+		fprintf(stderr, "racerd: %s\n", buf);
+		_exit(1);
+	}
+	close(p[0]);
+	if (setsid() == -1)
+		fatal("setsid");
+	if (chdir("/") == -1)
+		fatal("chdir");
+	/* Errors from here on travel through the pipe, not stderr. */
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	return (p[1]);
+}
+
+static void
+master_report(int fd, const char *what)
+{
+	if (fd == -1)
+		return;
+	if (write(fd, what, strlen(what)) == -1) {
+		/* The parent is gone; nothing to tell. */
+	}
+	close(fd);
+}
+
+static int
+master_start(char **cause)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+	    SIGCHLD };
+	char	*addr;
+	size_t	 i;
+
+	if (util_mkdir_p(m.cfg->run_dir, 0755, cause) != 0)
+		return (-1);
+	xasprintf(&m.regname, "/racerd-%s", m.cfg->instance);
+	m.nworkers = config_workers(m.cfg);
+	m.reg = reg_create(m.regname, m.cfg->max_chats, m.nworkers, cause);
+	if (m.reg == NULL)
+		return (-1);
+	if (reg_replaced(m.reg))
+		log_warnx("replaced a stale registry segment %s (its master "
+		    "is gone)", m.regname);
+	if (master_write_pidfile(m.cfg->pid_file, cause) != 0)
+		return (-1);
+
+	m.base = event_base_new();
+	if (m.base == NULL) {
+		xasprintf(cause, "event_base_new failed");
+		return (-1);
+	}
+	for (i = 0; i < nitems(sigs); i++) {
+		m.sig[i] = evsignal_new(m.base, sigs[i], master_signal, NULL);
+		if (m.sig[i] == NULL || evsignal_add(m.sig[i], NULL) != 0) {
+			xasprintf(cause, "cannot handle signal %d", sigs[i]);
+			return (-1);
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	m.store_timer = evtimer_new(m.base, master_store_restart, NULL);
+
+	if (strcmp(m.cfg->redis, "embedded") == 0) {
+		if (store_embedded_start(m.cfg, cause) != 0)
+			return (-1);
+	}
+	m.store_addr = store_address(m.cfg);
+	store_check_policy(m.store_addr);
+
+	m.w = xcalloc(m.nworkers, sizeof *m.w);
+	for (i = 0; i < (size_t)m.nworkers; i++) {
+		m.w[i].pid = -1;
+		m.w[i].respawn = evtimer_new(m.base, master_respawn_cb,
+		    (void *)(intptr_t)i);
+	}
+	addr = NULL;
+	(void)addr;
+	return (0);
+}
+
+/*
+ * Run the master until shutdown.  Takes ownership of cfg.  Returns the
+ * process exit status.
+ */
+int
+master_main(struct config *cfg, int foreground)
+{
+	char	*cause = NULL;
+	int	 i, ready = -1;
+
+	m.cfg = cfg;
+	m.lfd = -1;
+	if ((m.lfd = master_listen(cfg->listen, &cause)) == -1) {
+		fprintf(stderr, "racerd: %s\n", cause);
+		return (1);
+	}
+	if (!foreground)
+		ready = master_daemonize();
+	m.ready = ready;
+	log_open(cfg->log_file, foreground, cfg->log_level, "master");
+
+	if (master_start(&cause) != 0) {
+		log_warnx("%s", cause);
+		if (foreground && cfg->log_file != NULL &&
+		    *cfg->log_file != '\0')
+			fprintf(stderr, "racerd: %s\n", cause);
+		master_report(ready, cause);
+		free(cause);
+		if (m.pidfile_written)
+			unlink(cfg->pid_file);
+		store_embedded_stop(cfg->shutdown_timeout);
+		if (m.reg != NULL) {
+			reg_close(m.reg);
+			reg_unlink(m.regname);
+		}
+		return (1);
+	}
+	master_log_listen(m.lfd);
+	log_info("racerd %s starting %d worker(s), instance %s",
+	    PACKAGE_VERSION, m.nworkers, cfg->instance);
+	for (i = 0; i < m.nworkers; i++)
+		master_spawn(i);
+	master_report(ready, "ok");
+	m.ready = -1;
+
+	event_base_dispatch(m.base);
+	return (m.exit_code);
+}

@@ -1,0 +1,164 @@
+/* racerd: real-time chat server -- shared declarations. */
+/*
+ * Cross-module prototypes, grouped under a banner per file (tmux.h style).
+ * Function names carry their module's prefix.
+ */
+#ifndef RACERD_H
+#define RACERD_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+struct event_base;
+
+#define RD_AGAIN	-2	/* would block: re-arm and retry */
+
+/* Exit codes of a worker that the master reads. */
+#define RD_EXIT_OK	0
+#define RD_EXIT_FATAL	1
+#define RD_EXIT_NORESPAWN 2	/* configuration-level failure: don't respawn */
+#define RD_EXIT_SHM	3	/* registry lock unrecoverable: new generation */
+
+#define RD_ASSERT(x) do {						\
+	if (!(x))							\
+		log_assert(__FILE__, __LINE__, #x);			\
+} while (0)
+
+/* config.c */
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
+
+struct config {
+	char		*path;		/* file it came from, or NULL */
+	char		*listen;	/* host:port */
+	int		 workers;	/* 0: one per CPU */
+	char		*instance;
+	char		*run_dir;
+	char		*state_dir;
+	char		*pid_file;	/* "" or NULL: run-dir/racerd.pid */
+	char		*log_file;	/* "" or NULL: syslog, stderr with -f */
+	int		 log_level;	/* enum log_level */
+	int		 shutdown_timeout;	/* seconds */
+	int		 max_chats;	/* registry room capacity */
+	char		*redis;		/* "embedded", redis://..., unix:... */
+};
+
+#define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */
+
+/* Checks a string value: returns NULL if good, else why not ("is not ..."). */
+typedef const char *(*config_check_cb)(const char *);
+
+struct config_option {
+	const char	*name;
+	enum {
+		CONFIG_INT,
+		CONFIG_STRING,
+		CONFIG_LEVEL
+	}		 type;
+	long long	 min;		/* INT: value; STRING: length */
+	long long	 max;
+	const char	*dflt;
+	size_t		 offset;
+	const char	*help;
+	config_check_cb	 check;		/* STRING: form, or NULL */
+};
+extern const struct config_option config_table[];
+extern const size_t config_table_size;
+
+struct config	*config_default(void);
+struct config	*config_load(const char *, char **);
+void		 config_free(struct config *);
+int		 config_resolve(struct config *, char **);
+int		 config_workers(const struct config *);
+const char	*config_level_name(int);
+
+/* master.c */
+struct reg;
+int		 master_main(struct config *, int);
+int		 master_listen(const char *, char **);
+
+/* worker.c */
+struct conn;
+TAILQ_HEAD(conns, conn);
+struct worker {
+	struct config		*cfg;
+	struct reg		*reg;
+	int			 idx;
+	pid_t			 master;
+	struct event_base	*base;
+	struct evconnlistener	*listener;
+	struct event		*accept_pause;
+	struct event		*drain_timer;
+	int			 draining;
+	struct conns		 conns;
+	int			 nconns;
+};
+extern struct worker	 wk;
+int		 worker_main(struct config *, struct reg *, int, int,
+		     const char *);
+void		 worker_conn_gone(void);
+
+/* conn.c */
+void		 conn_accept(int);
+void		 conn_drain_all(void);
+void		 conn_free_all(void);
+
+/* bus.c */
+int		 bus_init(struct event_base *, const char *);
+void		 bus_shutdown(void);
+int		 bus_is_up(const char **);
+
+/* store.c */
+char		*store_address(const struct config *);
+int		 store_embedded_start(const struct config *, char **);
+pid_t		 store_embedded_pid(void);
+void		 store_embedded_stop(int);
+void		 store_check_policy(const char *);
+
+/* log.c */
+void		 log_open(const char *, int, int, const char *);
+int		 log_reopen(void);
+void		 log_set_role(const char *);
+void		 log_set_level(int);
+void		 log_close(void);
+void		 log_warn(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+void		 log_warnx(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+void		 log_info(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+void		 log_debug(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+__dead void	 fatal(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+__dead void	 fatalx(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+__dead void	 log_assert(const char *, int, const char *);
+
+/* xmalloc.c */
+void		*xmalloc(size_t);
+void		*xcalloc(size_t, size_t);
+void		*xreallocarray(void *, size_t, size_t);
+char		*xstrdup(const char *);
+char		*xstrndup(const char *, size_t);
+int		 xasprintf(char **, const char *, ...)
+		     __attribute__((__format__(__printf__, 2, 3)));
+int		 xvasprintf(char **, const char *, va_list);
+
+/* util.c */
+uint64_t	 util_now_ms(void);
+uint64_t	 util_mono_ms(void);
+int		 util_mkdir_p(const char *, mode_t, char **);
+int		 util_set_cloexec(int);
+
+#endif

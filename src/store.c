@@ -1,0 +1,269 @@
+/* racerd: the store's address, and the embedded redis-server. */
+/*
+ * With "redis = embedded" (the default) the master runs a private
+ * redis-server on a unix socket in run-dir, persisting to state-dir with
+ * an append-only file and refusing to evict (history must not vanish).
+ * The master starts it before any worker, restarts it when it dies (its
+ * SIGCHLD handler calls store_embedded_start again) and stops it last.
+ * The child gets PR_SET_PDEATHSIG so it never outlives the master.
+ *
+ * With an external store the master only checks its maxmemory-policy at
+ * start and warns loudly unless it is noeviction.
+ */
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "racerd.h"
+
+#define STORE_SOCKET		"redis.sock"
+#define STORE_START_MS		10000	/* how long it may take to answer */
+
+static pid_t	 store_pid = -1;
+
+/*
+ * The address workers connect to: "unix:PATH" for the embedded store, or
+ * the configured URL.  Returns an allocated string.
+ */
+char *
+store_address(const struct config *cfg)
+{
+	char	*s;
+
+	if (strcmp(cfg->redis, "embedded") == 0)
+		xasprintf(&s, "unix:%s/%s", cfg->run_dir, STORE_SOCKET);
+	else
+		s = xstrdup(cfg->redis);
+	return (s);
+}
+
+/* Connect synchronously to an address in the forms store_address gives. */
+static redisContext *
+store_connect_sync(const char *addr, int timeout_ms)
+{
+	struct timeval	 tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	redisContext	*c;
+	redisReply	*r;
+	char		 host[256], path[256];
+	int		 port = 6379, db = 0;
+
+	if (strncmp(addr, "unix:", 5) == 0) {
+		snprintf(path, sizeof path, "%s", addr + 5);
+		path[strcspn(path, "?")] = '\0';
+		c = redisConnectUnixWithTimeout(path, tv);
+		if (strstr(addr, "?db=") != NULL)
+			db = atoi(strstr(addr, "?db=") + 4);
+	} else {
+		if (sscanf(addr, "redis://%255[^:/]:%d/%d", host, &port,
+		    &db) < 1)
+			return (NULL);
+		c = redisConnectWithTimeout(host, port, tv);
+	}
+	if (c == NULL)
+		return (NULL);
+	if (c->err) {
+		redisFree(c);
+		return (NULL);
+	}
+	redisSetTimeout(c, tv);
+	if (db != 0) {
+		r = redisCommand(c, "SELECT %d", db);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			if (r != NULL)
+				freeReplyObject(r);
+			redisFree(c);
+			return (NULL);
+		}
+		freeReplyObject(r);
+	}
+	return (c);
+}
+
+/* Returns 1 when the store at addr answers PING, else 0. */
+static int
+store_ping(const char *addr)
+{
+	redisContext	*c;
+	redisReply	*r;
+	int		 ok = 0;
+
+	if ((c = store_connect_sync(addr, 500)) == NULL)
+		return (0);
+	r = redisCommand(c, "PING");
+	if (r != NULL && r->type == REDIS_REPLY_STATUS)
+		ok = 1;
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return (ok);
+}
+
+/*
+ * Warn loudly unless the store's maxmemory-policy is noeviction: with
+ * eviction, history (and so acknowledged messages) can silently vanish.
+ */
+void
+store_check_policy(const char *addr)
+{
+	redisContext	*c;
+	redisReply	*r;
+
+	if ((c = store_connect_sync(addr, 2000)) == NULL) {
+		log_warnx("store %s is not reachable at start; workers will "
+		    "keep retrying", addr);
+		return;
+	}
+	r = redisCommand(c, "CONFIG GET maxmemory-policy");
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING) {
+		if (strcmp(r->element[1]->str, "noeviction") != 0)
+			log_warnx("WARNING: store %s has maxmemory-policy %s: "
+			    "history and sessions may be evicted and "
+			    "acknowledged messages lost; set it to "
+			    "noeviction", addr, r->element[1]->str);
+	} else
+		log_warnx("store %s: cannot read maxmemory-policy (CONFIG "
+		    "GET refused?); make sure it is noeviction", addr);
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+}
+
+static __dead void
+store_exec(const struct config *cfg, const char *sock)
+{
+	char	 logf[1024];
+	sigset_t set;
+
+	/* Never outlive the master; undo the master's signal set-up. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		_exit(127);
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	snprintf(logf, sizeof logf, "%s/redis.log", cfg->state_dir);
+	execl(REDIS_SERVER_PATH, REDIS_SERVER_PATH,
+	    "--port", "0",
+	    "--unixsocket", sock,
+	    "--unixsocketperm", "700",
+	    "--dir", cfg->state_dir,
+	    "--appendonly", "yes",
+	    "--appendfsync", "everysec",
+	    "--save", "",
+	    "--maxmemory-policy", "noeviction",
+	    "--daemonize", "no",
+	    "--logfile", logf,
+	    (char *)NULL);
+	_exit(127);
+}
+
+/*
+ * Start the embedded redis-server and wait until it answers.  Returns 0,
+ * or -1 with an allocated message in *cause.
+ */
+int
+store_embedded_start(const struct config *cfg, char **cause)
+{
+	char		*sock, *addr;
+	uint64_t	 deadline;
+	pid_t		 pid;
+	int		 status;
+	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
+
+	if (access(REDIS_SERVER_PATH, X_OK) != 0) {
+		xasprintf(cause, "embedded store: %s not found (apt-get "
+		    "install redis-server, or set redis = redis://...)",
+		    REDIS_SERVER_PATH);
+		return (-1);
+	}
+	if (util_mkdir_p(cfg->state_dir, 0750, cause) != 0)
+		return (-1);
+	xasprintf(&sock, "%s/%s", cfg->run_dir, STORE_SOCKET);
+	if (strlen(sock) > 100) {
+		xasprintf(cause, "embedded store: socket path %s is too long",
+		    sock);
+		free(sock);
+		return (-1);
+	}
+	unlink(sock);
+	if ((pid = fork()) == -1) {
+		xasprintf(cause, "fork: %s", strerror(errno));
+		free(sock);
+		return (-1);
+	}
+	if (pid == 0)
+		store_exec(cfg, sock);
+	store_pid = pid;
+	free(sock);
+
+	addr = store_address(cfg);
+	deadline = util_mono_ms() + STORE_START_MS;
+	while (!store_ping(addr)) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			store_pid = -1;
+			xasprintf(cause, "embedded store exited at start "
+			    "(status %d); see %s/redis.log", status,
+			    cfg->state_dir);
+			free(addr);
+			return (-1);
+		}
+		if (util_mono_ms() > deadline) {
+			xasprintf(cause, "embedded store did not answer "
+			    "within %d ms", STORE_START_MS);
+			free(addr);
+			return (-1);
+		}
+		nanosleep(&ts, NULL);
+	}
+	log_info("embedded store pid %ld on %s", (long)pid, addr);
+	free(addr);
+	return (0);
+}
+
+/* The embedded store's pid, or -1 when none runs. */
+pid_t
+store_embedded_pid(void)
+{
+	return (store_pid);
+}
+
+/*
+ * Stop the embedded store (it writes its AOF on SIGTERM) and wait for it,
+ * for at most timeout seconds; then kill it.  With exited set the master
+ * has already reaped it and only forgets it.
+ */
+void
+store_embedded_stop(int timeout)
+{
+	uint64_t	 deadline;
+	struct timespec	 ts = { 0, 20 * 1000 * 1000 };
+
+	if (store_pid == -1)
+		return;
+	if (timeout < 0) {
+		store_pid = -1;
+		return;
+	}
+	kill(store_pid, SIGTERM);
+	deadline = util_mono_ms() + (uint64_t)timeout * 1000;
+	while (waitpid(store_pid, NULL, WNOHANG) == 0) {
+		if (util_mono_ms() > deadline) {
+			kill(store_pid, SIGKILL);
+			waitpid(store_pid, NULL, 0);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	store_pid = -1;
+}

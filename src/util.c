@@ -1,0 +1,72 @@
+/* racerd: small helpers shared by the modules. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "racerd.h"
+
+/* Wall-clock time in milliseconds since the epoch. */
+uint64_t
+util_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Monotonic time in milliseconds; for timeouts and heartbeats. */
+uint64_t
+util_mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/*
+ * Create a directory and its parents.  Returns 0, or -1 with a message in
+ * *cause that the caller frees.
+ */
+int
+util_mkdir_p(const char *path, mode_t mode, char **cause)
+{
+	char	*copy, *p;
+	int	 saved;
+
+	copy = xstrdup(path);
+	for (p = copy + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		saved = *p;
+		*p = '\0';
+		if (mkdir(copy, mode) == -1 && errno != EEXIST) {
+			xasprintf(cause, "cannot create %s: %s", copy,
+			    strerror(errno));
+			free(copy);
+			return (-1);
+		}
+		if (saved == '\0')
+			break;
+		*p = saved;
+	}
+	free(copy);
+	return (0);
+}
+
+/* Mark a descriptor close-on-exec. Returns 0 or -1. */
+int
+util_set_cloexec(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFD)) == -1)
+		return (-1);
+	return (fcntl(fd, F_SETFD, flags | FD_CLOEXEC));
+}

@@ -1,0 +1,188 @@
+/* racerd: a worker process. */
+/*
+ * A worker runs one libevent loop: it accepts connections from the
+ * listening socket it shares with its siblings, serves HTTP and WebSocket
+ * on them (conn.c), keeps its store connections (bus.c) and writes its
+ * heartbeat into its registry slot.  Everything here is built after fork:
+ * nothing of the master's event base is used.
+ *
+ * SIGTERM drains: the worker stops accepting, closes every connection
+ * (WebSocket clients with 4200, "restarting, resume at once") after what
+ * was queued for them is flushed, and exits when the last one is gone or
+ * shutdown-timeout has passed.  SIGUSR1 reopens the log file.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "racerd.h"
+#include "registry.h"
+
+#define WORKER_HEARTBEAT_MS	500
+
+struct worker	 wk;
+
+static void
+worker_heartbeat(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	reg_worker_heartbeat(wk.reg, wk.idx, util_mono_ms());
+	if (getppid() != wk.master) {
+		/* PR_SET_PDEATHSIG should have told us; be sure anyway. */
+		log_warnx("master is gone; exiting");
+		event_base_loopbreak(wk.base);
+	}
+}
+
+static void
+worker_accept(__unused struct evconnlistener *lev, evutil_socket_t fd,
+    __unused struct sockaddr *sa, __unused int socklen, __unused void *arg)
+{
+	conn_accept(fd);
+}
+
+static void
+worker_accept_error(struct evconnlistener *lev, __unused void *arg)
+{
+	struct timeval	 tv = { 0, 100 * 1000 };
+
+	/* Out of descriptors: pause accepting instead of spinning. */
+	log_warn("accept");
+	evconnlistener_disable(lev);
+	evtimer_add(wk.accept_pause, &tv);
+}
+
+static void
+worker_accept_resume(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	if (!wk.draining)
+		evconnlistener_enable(wk.listener);
+}
+
+static void
+worker_drain_timeout(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	log_warnx("drain did not finish within shutdown-timeout; exiting");
+	event_base_loopbreak(wk.base);
+}
+
+/* Called by conn.c when a connection is freed. */
+void
+worker_conn_gone(void)
+{
+	if (wk.draining && wk.nconns == 0)
+		event_base_loopbreak(wk.base);
+}
+
+static void
+worker_signal(evutil_socket_t signo, __unused short events,
+    __unused void *arg)
+{
+	struct timeval	 tv;
+
+	switch (signo) {
+	case SIGTERM:
+	case SIGINT:
+		if (wk.draining) {
+			event_base_loopbreak(wk.base);
+			break;
+		}
+		log_info("draining %d connection(s)", wk.nconns);
+		wk.draining = 1;
+		evconnlistener_disable(wk.listener);
+		tv.tv_sec = wk.cfg->shutdown_timeout;
+		tv.tv_usec = 0;
+		evtimer_add(wk.drain_timer, &tv);
+		conn_drain_all();
+		if (wk.nconns == 0)
+			event_base_loopbreak(wk.base);
+		break;
+	case SIGUSR1:
+		if (log_reopen() != 0)
+			log_warn("reopening the log file");
+		break;
+	}
+}
+
+/*
+ * Run worker number idx until it drains or its master dies.  Returns the
+ * exit status for the master to read.
+ */
+int
+worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
+    const char *store_addr)
+{
+	struct timeval	 tv = { 0, WORKER_HEARTBEAT_MS * 1000 };
+	struct event	*hb, *sterm, *sint, *susr1;
+
+	memset(&wk, 0, sizeof wk);
+	wk.cfg = cfg;
+	wk.reg = reg;
+	wk.idx = idx;
+	wk.master = getppid();
+	TAILQ_INIT(&wk.conns);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+
+	if (reg_worker_start(reg, idx, getpid()) != 0) {
+		log_warn("registry slot %d", idx);
+		return (RD_EXIT_SHM);
+	}
+	if ((wk.base = event_base_new()) == NULL) {
+		log_warnx("event_base_new failed");
+		return (RD_EXIT_FATAL);
+	}
+	wk.listener = evconnlistener_new(wk.base, worker_accept, NULL,
+	    LEV_OPT_CLOSE_ON_EXEC, -1, lfd);
+	if (wk.listener == NULL) {
+		log_warnx("cannot listen");
+		return (RD_EXIT_FATAL);
+	}
+	evconnlistener_set_error_cb(wk.listener, worker_accept_error);
+	wk.accept_pause = evtimer_new(wk.base, worker_accept_resume, NULL);
+	wk.drain_timer = evtimer_new(wk.base, worker_drain_timeout, NULL);
+	hb = event_new(wk.base, -1, EV_PERSIST, worker_heartbeat, NULL);
+	sterm = evsignal_new(wk.base, SIGTERM, worker_signal, NULL);
+	sint = evsignal_new(wk.base, SIGINT, worker_signal, NULL);
+	susr1 = evsignal_new(wk.base, SIGUSR1, worker_signal, NULL);
+	if (hb == NULL || sterm == NULL || sint == NULL || susr1 == NULL ||
+	    wk.accept_pause == NULL || wk.drain_timer == NULL) {
+		log_warnx("cannot create events");
+		return (RD_EXIT_FATAL);
+	}
+	evtimer_add(hb, &tv);
+	evsignal_add(sterm, NULL);
+	evsignal_add(sint, NULL);
+	evsignal_add(susr1, NULL);
+	reg_worker_heartbeat(reg, idx, util_mono_ms());
+
+	if (bus_init(wk.base, store_addr) != 0) {
+		log_warnx("bad store address %s", store_addr);
+		return (RD_EXIT_NORESPAWN);
+	}
+	log_debug("serving");
+	event_base_dispatch(wk.base);
+
+	conn_free_all();
+	bus_shutdown();
+	evconnlistener_free(wk.listener);
+	event_free(hb);
+	event_free(sterm);
+	event_free(sint);
+	event_free(susr1);
+	event_free(wk.accept_pause);
+	event_free(wk.drain_timer);
+	event_base_free(wk.base);
+	return (RD_EXIT_OK);
+}

@@ -1,0 +1,146 @@
+# racerd integration test helpers; sourced by tests/integration/*.sh.
+#
+# Each test gets a private directory, free ports, its own instance name
+# (so its registry segment is /dev/shm/racerd-$INSTANCE) and a trap that
+# stops exactly the processes it started, by pid, and removes what they
+# left, even when the test fails.
+
+set -u
+: "${top_srcdir:=.}"
+: "${top_builddir:=.}"
+: "${RACERD:=$top_builddir/racerd}"
+PY=/usr/bin/python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/racerd-test.XXXXXX")
+INSTANCE="t$$x$(od -An -N3 -tu4 /dev/urandom | tr -d " ")"
+PIDS=""
+FAILS=0
+NAME=$(basename "$0" .sh)
+
+cleanup() {
+	for p in $PIDS; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	# Workers and the embedded store die with their master.
+	for f in "$T"/*.pid "$T"/run*/*.pid; do
+		[ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+	done
+	sleep 0.2
+	rm -f /dev/shm/racerd-"$INSTANCE"*
+	if [ "$FAILS" -ne 0 ] && [ -f "$T/racerd.log" ]; then
+		echo "--- $NAME: racerd.log (last 40 lines)"
+		tail -n 40 "$T/racerd.log"
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+STEPFAILS=0
+fail() {
+	echo "FAIL: $NAME: $*"
+	FAILS=$((FAILS + 1))
+}
+
+# ok MESSAGE: a step is done; says "ok" only if it had no failure.
+ok() {
+	[ "$FAILS" -eq "$STEPFAILS" ] && echo "ok: $NAME: $*"
+	STEPFAILS=$FAILS
+}
+
+# Finish: exit 0 if nothing failed.
+finish() {
+	if [ "$FAILS" -ne 0 ]; then
+		echo "$NAME: $FAILS check(s) failed"
+		exit 1
+	fi
+	exit 0
+}
+
+# A tool the test needs: missing is a skip (77) on a developer's machine
+# and a failure under CI, which installs everything.
+need() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL: $NAME: $1 is not installed"
+		exit 1
+	fi
+	echo "SKIP: $NAME: $1 is not installed"
+	exit 77
+}
+
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# write_conf FILE PORT WORKERS [extra "key = value" lines...]
+write_conf() {
+	f=$1 port=$2 workers=$3
+	shift 3
+	cat >"$f" <<CONF
+listen = 127.0.0.1:$port
+workers = $workers
+instance = $INSTANCE
+run-dir = $T/run
+state-dir = $T/state
+log-file = $T/racerd.log
+log-level = debug
+shutdown-timeout = 5
+CONF
+	for line in "$@"; do
+		echo "$line" >>"$f"
+	done
+}
+
+# http_status URL: prints the HTTP status code (000 when unreachable).
+http_status() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1"
+}
+
+# wait_healthy PORT [SECONDS]: until /healthz answers 200.
+wait_healthy() {
+	i=0
+	while [ "$i" -lt $((${2:-15} * 10)) ]; do
+		[ "$(http_status "http://127.0.0.1:$1/healthz")" = 200 ] &&
+		    return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# wait_gone PID [SECONDS]: until the process has exited.
+wait_gone() {
+	i=0
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$i" -ge $((${2:-10} * 10)) ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 0
+}
+
+# children PID: the pids of a process's children, one per line.
+children() {
+	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$'
+}
+
+# worker_pids MASTER: the children that are workers (not redis-server).
+worker_pids() {
+	for c in $(children "$1"); do
+		case "$(cat /proc/"$c"/comm 2>/dev/null)" in
+		redis-server) ;;
+		*) echo "$c" ;;
+		esac
+	done
+}
+
+# wait_log PATTERN [SECONDS]: until the log has a line matching PATTERN.
+wait_log() {
+	i=0
+	while ! grep -q -- "$1" "$T/racerd.log" 2>/dev/null; do
+		[ "$i" -ge $((${2:-10} * 10)) ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 0
+}
