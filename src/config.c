@@ -89,6 +89,22 @@ const struct config_option config_table[] = {
 	{ "redis", CONFIG_STRING, 1, PATH_MAX - 1, "embedded", OFF(redis),
 	  "the store: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]",
 	  config_check_redis },
+	{ "max-message-size", CONFIG_INT, 16, 16777216, "65536", OFF(max_message_size),
+	  "bytes of one client message; larger closes with 1009", NULL },
+	{ "max-outbound-bytes", CONFIG_INT, 4096, 1073741824, "1048576", OFF(max_outbound_bytes),
+	  "bytes queued to one client before it is closed with 4208", NULL },
+	{ "header-timeout", CONFIG_INT, 1, 3600, "10", OFF(header_timeout),
+	  "seconds a client has to send a request header", NULL },
+	{ "ping-interval", CONFIG_INT, 1, 3600, "30", OFF(ping_interval),
+	  "seconds of silence before the server pings a WebSocket client", NULL },
+	{ "idle-timeout", CONFIG_INT, 1, 86400, "75", OFF(idle_timeout),
+	  "seconds of silence after which a WebSocket connection is dropped", NULL },
+	{ "history-size", CONFIG_INT, 1, 100000000, "10000", OFF(history_size),
+	  "messages kept per chat", NULL },
+	{ "dedup-window", CONFIG_INT, 1, 604800, "300", OFF(dedup_window),
+	  "seconds a message id is remembered for idempotent sends", NULL },
+	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),
+	  "seconds a dropped client's session stays resumable", NULL },
 };
 const size_t config_table_size = nitems(config_table);
 

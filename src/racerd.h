@@ -51,6 +51,14 @@ struct config {
 	int		 shutdown_timeout;	/* seconds */
 	int		 max_chats;	/* registry room capacity */
 	char		*redis;		/* "embedded", redis://..., unix:... */
+	int		 max_message_size;
+	int		 max_outbound_bytes;
+	int		 header_timeout;
+	int		 ping_interval;
+	int		 idle_timeout;
+	int		 history_size;
+	int		 dedup_window;
+	int		 reconnect_window;
 };
 
 #define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */

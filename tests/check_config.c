@@ -182,6 +182,10 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
 	ck_assert_int_eq(cfg->shutdown_timeout, 10);
 	ck_assert_int_eq(cfg->max_chats, 65536);
+	ck_assert_int_eq(cfg->max_message_size, 65536);
+	ck_assert_int_eq(cfg->max_outbound_bytes, 1048576);
+	ck_assert_int_eq(cfg->history_size, 10000);
+	ck_assert_int_eq(cfg->reconnect_window, 120);
 	ck_assert_str_eq(cfg->redis, "embedded");
 
 	ck_assert_int_eq(config_resolve(cfg, &cause), 0);
@@ -200,7 +204,7 @@ START_TEST(test_table)
 	long long			 dflt;
 	char				*text;
 
-	ck_assert_uint_eq(config_table_size, 11);
+	ck_assert_uint_eq(config_table_size, 19);
 	for (i = 0; i < config_table_size; i++) {
 		o = &config_table[i];
 		ck_assert_ptr_nonnull(o->name);
