@@ -6,7 +6,7 @@
  * it is freed; freeing is deferred to the next loop turn (event_base_once)
  * so that no callback further up the stack sees freed memory.
  *
- * Limits: the request header must arrive within CONN_HEADER_TIMEOUT
+ * Limits: the request header must arrive within header-timeout
  * seconds (408 otherwise) and is capped by the parser (431/413).
  */
 #include <sys/types.h>
@@ -25,40 +25,23 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include "racerd.h"
 #include "http.h"
 #include "registry.h"
 
-#define CONN_HEADER_TIMEOUT	10	/* seconds for a request header */
-#define CONN_IDLE_TIMEOUT	60	/* seconds a keep-alive may idle */
 #define CONN_MAX_HEADER		8192
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
 
-enum conn_state {
-	CONN_HTTP,
-	CONN_CLOSING,		/* flush the output, then free */
-	CONN_DEAD
-};
-
-struct conn {
-	TAILQ_ENTRY(conn)	 entry;
-	struct bufferevent	*bev;
-	struct http_parse	*hp;
-	enum conn_state		 state;
-	struct event		*timer;
-	int			 nrequests;
-	int			 in_request;	/* bytes of a request read */
-};
-
-static void	conn_close(struct conn *);
 
 static void
 conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 {
 	struct conn	*c = arg;
 
+	ws_free(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	http_parse_free(c->hp);
@@ -66,8 +49,27 @@ conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 	worker_conn_gone();
 }
 
-/* Stop using the connection now and free it on the next loop turn. */
-static void
+/* Keep a connection's memory while a reply about it is due. */
+void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+/* Drop a reference; the last one frees it on the next loop turn. */
+void
+conn_unref(struct conn *c)
+{
+	RD_ASSERT(c->refs > 0);
+	if (--c->refs != 0)
+		return;
+	if (event_base_once(wk.base, -1, EV_TIMEOUT, conn_free_cb, c,
+	    NULL) != 0)
+		fatalx("event_base_once failed");
+}
+
+/* Stop using the connection now; it is freed when unreferenced. */
+void
 conn_close(struct conn *c)
 {
 	if (c->state == CONN_DEAD)
@@ -75,24 +77,29 @@ conn_close(struct conn *c)
 	c->state = CONN_DEAD;
 	bufferevent_disable(c->bev, EV_READ|EV_WRITE);
 	evtimer_del(c->timer);
+	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
 	reg_worker_conns(wk.reg, wk.idx, -1);
-	if (event_base_once(wk.base, -1, EV_TIMEOUT, conn_free_cb, c,
-	    NULL) != 0)
-		fatalx("event_base_once failed");
+	conn_unref(c);
 }
 
 /* Close once what is queued has been written. */
-static void
+void
 conn_close_after_write(struct conn *c)
 {
-	if (c->state == CONN_DEAD)
+	struct timeval	 tv = { 5, 0 };
+
+	if (c->state == CONN_DEAD || c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		conn_close(c);
+		return;
+	}
+	/* A peer that never reads must not hold us forever. */
+	evtimer_add(c->timer, &tv);
 }
 
 static void
@@ -236,6 +243,61 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	free(body);
 }
 
+/* Upgrade to a WebSocket in the chat; or answer why not. */
+static void
+conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
+    size_t chat_len, int keep)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	const char	*msg, *extra, *why;
+	char		 hdr[64];
+	uint8_t		 rnd[16];
+	size_t		 len;
+	int		 status, rc;
+
+	if (http_ws_check(req, &status, &msg, &extra) != 0) {
+		http_error(out, status, msg, extra, keep);
+		return;
+	}
+	rc = http_query_get(req->query, "user", c->user, sizeof c->user,
+	    &len);
+	if (rc == -1 || (rc == 1 &&
+	    !http_valid_id(c->user, len, CONN_USER_MAX))) {
+		http_error(out, 400, "invalid user id", NULL, keep);
+		return;
+	}
+	if (rc == 0) {
+		randombytes_buf(rnd, 4);
+		memcpy(c->user, "guest-", 6);
+		sodium_bin2hex(c->user + 6, 9, rnd, 4);
+	}
+	if (wk.draining) {
+		http_error(out, 503, "server shutting down", NULL, 0);
+		return;
+	}
+	if (!bus_is_up(&why)) {
+		http_error(out, 503, "store unavailable", NULL, keep);
+		return;
+	}
+	if (room_join(c, chat, chat_len) == NULL) {
+		http_error(out, 503, errno == ENOSPC ? "too many chats" :
+		    "cannot join the chat", NULL, keep);
+		return;
+	}
+	randombytes_buf(rnd, sizeof rnd);
+	sodium_bin2base64(c->session, sizeof c->session, rnd, sizeof rnd,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(hdr, sizeof hdr, "X-Racerd-Worker: %d\r\n", wk.idx);
+	if (http_ws_response(out, req->ws_key, hdr) != 0 ||
+	    ws_start(c) != 0) {
+		conn_close(c);
+		return;
+	}
+	evtimer_del(c->timer);
+	wk.counters->handshakes++;
+	room_greet(c);
+}
+
 /* Answer one complete request. */
 static void
 conn_request(struct conn *c, const struct http_req *req)
@@ -262,6 +324,11 @@ conn_request(struct conn *c, const struct http_req *req)
 		else
 			conn_metrics(c, keep, head);
 		break;
+	case HTTP_ROUTE_WS:
+		conn_upgrade(c, req, chat, chat_len, keep);
+		if (c->state != CONN_HTTP)
+			return;
+		break;
 	case HTTP_ROUTE_BAD_ID:
 		http_error(out, 400, "invalid chat id", NULL, keep);
 		break;
@@ -272,7 +339,7 @@ conn_request(struct conn *c, const struct http_req *req)
 	if (!keep)
 		conn_close_after_write(c);
 	else
-		conn_arm_timer(c, CONN_IDLE_TIMEOUT);
+		conn_arm_timer(c, wk.cfg->header_timeout * 6);
 }
 
 static void
@@ -298,7 +365,7 @@ conn_http_input(struct conn *c)
 			/* A request has begun: it has a deadline now. */
 			if (!c->in_request && used > 0) {
 				c->in_request = 1;
-				conn_arm_timer(c, CONN_HEADER_TIMEOUT);
+				conn_arm_timer(c, wk.cfg->header_timeout);
 			}
 			continue;
 		}
@@ -306,6 +373,9 @@ conn_http_input(struct conn *c)
 		conn_request(c, http_parse_req(c->hp));
 		http_parse_reset(c->hp);
 	}
+	/* Frames sent right behind the upgrade request. */
+	if (c->state == CONN_WS && evbuffer_get_length(in) > 0)
+		ws_input(c);
 }
 
 static void
@@ -315,6 +385,8 @@ conn_read_cb(__unused struct bufferevent *bev, void *arg)
 
 	if (c->state == CONN_HTTP)
 		conn_http_input(c);
+	else if (c->state == CONN_WS)
+		ws_input(c);
 }
 
 static void
@@ -331,8 +403,12 @@ conn_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (what & (BEV_EVENT_EOF|BEV_EVENT_ERROR))
+	if (what & (BEV_EVENT_EOF|BEV_EVENT_ERROR)) {
+		if (c->state == CONN_WS && c->close_code == 0)
+			c->close_code = 1006;
 		conn_close(c);
+	} else if ((what & BEV_EVENT_TIMEOUT) && c->state == CONN_WS)
+		ws_timeout(c);
 }
 
 static void
@@ -340,8 +416,11 @@ conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (c->state != CONN_HTTP)
+	if (c->state != CONN_HTTP) {
+		/* Close handshake or final flush took too long. */
+		conn_close(c);
 		return;
+	}
 	if (c->in_request) {
 		http_error(bufferevent_get_output(c->bev), 408,
 		    "request header timeout", NULL, 0);
@@ -363,6 +442,7 @@ conn_accept(int fd)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 	c = xcalloc(1, sizeof *c);
+	c->refs = 1;
 	c->bev = bufferevent_socket_new(wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(wk.base, conn_timeout, c);
 	c->hp = http_parse_new(CONN_MAX_HEADER, CONN_MAX_BODY);
@@ -375,7 +455,7 @@ conn_accept(int fd)
 	TAILQ_INSERT_TAIL(&wk.conns, c, entry);
 	wk.nconns++;
 	reg_worker_conns(wk.reg, wk.idx, 1);
-	conn_arm_timer(c, CONN_HEADER_TIMEOUT);
+	conn_arm_timer(c, wk.cfg->header_timeout);
 }
 
 /* Drain: idle HTTP connections go now, busy ones after their answer. */
@@ -385,7 +465,9 @@ conn_drain_all(void)
 	struct conn	*c, *next;
 
 	TAILQ_FOREACH_SAFE(c, &wk.conns, entry, next) {
-		if (c->state == CONN_HTTP && !c->in_request)
+		if (c->state == CONN_WS)
+			ws_close(c, 4200, "server restarting: resume at once");
+		else if (c->state == CONN_HTTP && !c->in_request)
 			conn_close(c);
 	}
 }

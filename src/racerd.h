@@ -110,21 +110,109 @@ struct worker {
 	int			 draining;
 	struct conns		 conns;
 	int			 nconns;
+	struct reg_counters	*counters;	/* ours, in the registry */
 };
 extern struct worker	 wk;
 int		 worker_main(struct config *, struct reg *, int, int,
 		     const char *);
 void		 worker_conn_gone(void);
 
+/* frame.c */
+/*
+ * One encoded server frame, shared by every connection it is queued on
+ * (evbuffer references): fan-out never copies a message per member.
+ */
+struct frame {
+	u_int		 refs;
+	size_t		 len;
+	uint8_t		 data[];
+};
+struct frame	*frame_text(const char *, size_t);
+void		 frame_ref(struct frame *);
+void		 frame_unref(struct frame *);
+void		 frame_release(const void *, size_t, void *);
+
 /* conn.c */
+#define CONN_USER_MAX	64
+#define CONN_TOKEN_LEN	22		/* 128 random bits, base64url */
+enum conn_state {
+	CONN_HTTP,		/* reading requests */
+	CONN_WS,		/* WebSocket open */
+	CONN_CLOSING,		/* flush the output, then free */
+	CONN_DEAD		/* waiting for the deferred free */
+};
+struct room;
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;		/* wk.conns */
+	TAILQ_ENTRY(conn)	 member;	/* room->members */
+	u_int			 refs;
+	enum conn_state		 state;
+	struct bufferevent	*bev;
+	struct http_parse	*hp;
+	struct event		*timer;
+	int			 nrequests;
+	int			 in_request;	/* bytes of a request read */
+
+	/* WebSocket */
+	struct wslay_event_context *ws;
+	struct room		*room;
+	int			 welcomed;	/* got its welcome */
+	int			 errors;	/* refused frames */
+	int			 close_code;	/* sent or received */
+	int			 ws_closing;	/* close queued or received */
+	int			 close_wait;	/* waiting for the peer's close */
+	int			 pinged;
+	char			 user[CONN_USER_MAX + 1];
+	char			 session[CONN_TOKEN_LEN + 1];
+};
 void		 conn_accept(int);
 void		 conn_drain_all(void);
 void		 conn_free_all(void);
+void		 conn_ref(struct conn *);
+void		 conn_unref(struct conn *);
+void		 conn_close(struct conn *);
+void		 conn_close_after_write(struct conn *);
+
+/* ws.c */
+int		 ws_start(struct conn *);
+void		 ws_input(struct conn *);
+void		 ws_output(struct conn *);
+int		 ws_send_frame(struct conn *, struct frame *);
+int		 ws_send_text(struct conn *, const char *, size_t);
+void		 ws_send_error(struct conn *, const char *, const char *);
+void		 ws_refuse(struct conn *, const char *, const char *);
+void		 ws_close(struct conn *, int, const char *);
+void		 ws_timeout(struct conn *);
+void		 ws_free(struct conn *);
+
+/* room.c */
+struct room	*room_join(struct conn *, const char *, size_t);
+void		 room_greet(struct conn *);
+void		 room_leave(struct conn *);
+void		 room_publish(struct conn *, const char *, size_t,
+		     const char *);
+void		 room_on_subscribed(const char *, size_t);
+void		 room_on_unsubscribed(const char *, size_t);
+void		 room_sub_lost(void);
+void		 room_on_message(const char *, size_t, const char *, size_t);
+void		 room_resubscribe_all(void);
+void		 room_init(void);
+void		 room_free_all(void);
+u_int		 room_count(void);
 
 /* bus.c */
-int		 bus_init(struct event_base *, const char *);
+typedef void	 bus_reply_cb(void *, void *);
+int		 bus_init(struct event_base *, const char *, const char *,
+		     int);
 void		 bus_shutdown(void);
 int		 bus_is_up(const char **);
+int		 bus_subscribe(const char *, size_t);
+int		 bus_unsubscribe(const char *, size_t);
+int		 bus_room_info(const char *, size_t, bus_reply_cb *, void *);
+int		 bus_publish(const char *, size_t, const char *, const char *,
+		     const char *, const char *, bus_reply_cb *, void *);
+int		 bus_range(const char *, size_t, uint64_t, uint64_t,
+		     bus_reply_cb *, void *);
 
 /* store.c */
 char		*store_address(const struct config *);

@@ -167,7 +167,9 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	evsignal_add(susr1, NULL);
 	reg_worker_heartbeat(reg, idx, util_mono_ms());
 
-	if (bus_init(wk.base, store_addr) != 0) {
+	wk.counters = reg_worker_counters(reg, idx);
+	room_init();
+	if (bus_init(wk.base, store_addr, cfg->instance, idx) != 0) {
 		log_warnx("bad store address %s", store_addr);
 		return (RD_EXIT_NORESPAWN);
 	}
@@ -175,7 +177,9 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	event_base_dispatch(wk.base);
 
 	conn_free_all();
+	room_free_all();
 	bus_shutdown();
+	event_base_loop(wk.base, EVLOOP_NONBLOCK);
 	evconnlistener_free(wk.listener);
 	event_free(hb);
 	event_free(sterm);

@@ -1,0 +1,305 @@
+/* racerd: WebSocket connections (wslay glue). */
+/*
+ * wslay parses and validates what clients send (masking, opcodes, control
+ * frame rules, close codes, UTF-8 of text and close reasons, the
+ * max-message-size cap) and writes control frames (pong, close).  Its
+ * recv and send callbacks move bytes between wslay and the connection's
+ * bufferevent, and the send callback always takes everything, so a control
+ * frame is never left half-written between two of our data frames.
+ *
+ * Data frames from the server do not go through wslay's queue, which would
+ * copy each message once per member: they are encoded once (frame.c) and
+ * added to each member's output by reference.  A connection whose output
+ * passes max-outbound-bytes is closed with 4208 and resumes from history.
+ *
+ * Liveness uses the bufferevent's read timeout: after ping-interval of
+ * silence the server pings; after idle-timeout the connection is dropped.
+ */
+#include <sys/types.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <wslay/wslay.h>
+
+#include "racerd.h"
+#include "proto.h"
+#include "registry.h"
+
+#define WS_CLOSE_WAIT		1	/* seconds to wait for the peer's close */
+#define WS_MAX_ERRORS		10	/* refused frames before 1008 */
+
+static void	ws_check_closed(struct conn *);
+
+static ssize_t
+ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+    __unused int flags, void *arg)
+{
+	struct conn	*c = arg;
+	int		 n;
+
+	n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
+	if (n <= 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return (-1);
+	}
+	return (n);
+}
+
+static ssize_t
+ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+    __unused int flags, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (evbuffer_add(bufferevent_get_output(c->bev), data, len) != 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return (-1);
+	}
+	return (len);
+}
+
+/* An error frame; the connection stays open. */
+void
+ws_send_error(struct conn *c, const char *code, const char *message)
+{
+	char	*s;
+
+	s = proto_error(code, message);
+	ws_send_text(c, s, strlen(s));
+	free(s);
+}
+
+/* A refused request: an error frame, and 1008 when it keeps happening. */
+void
+ws_refuse(struct conn *c, const char *code, const char *message)
+{
+	ws_send_error(c, code, message);
+	if (++c->errors >= WS_MAX_ERRORS)
+		ws_close(c, 1008, "too many refused requests");
+}
+
+static void
+ws_text(struct conn *c, const uint8_t *msg, size_t len)
+{
+	struct proto_in	 in;
+	const char	*code, *message;
+
+	if (proto_parse((const char *)msg, len, &in, &code, &message) != 0) {
+		ws_refuse(c, code, message);
+		return;
+	}
+	switch (in.type) {
+	case PROTO_MSG:
+		wk.counters->msgs_in++;
+		room_publish(c, in.body, in.body_len, in.id);
+		break;
+	case PROTO_ACK:
+		break;
+	case PROTO_HISTORY:
+		ws_refuse(c, "unsupported", "history over the socket is "
+		    "not available yet; use GET /chats/{chat}/messages");
+		break;
+	}
+	proto_in_clear(&in);
+}
+
+static void
+ws_msg_cb(wslay_event_context_ptr ctx,
+    const struct wslay_event_on_msg_recv_arg *arg, void *uarg)
+{
+	struct conn	*c = uarg;
+
+	switch (arg->opcode) {
+	case WSLAY_TEXT_FRAME:
+		if (c->state == CONN_WS && !c->ws_closing)
+			ws_text(c, arg->msg, arg->msg_length);
+		break;
+	case WSLAY_BINARY_FRAME:
+		/* RFC 6455 §7.4.1: 1003, a type of data it cannot accept. */
+		ws_close(c, 1003, "binary messages are not accepted");
+		break;
+	case WSLAY_CONNECTION_CLOSE:
+		c->close_code = arg->status_code == 0 ? 1005 :
+		    arg->status_code;
+		c->ws_closing = 1;
+		break;
+	default:
+		break;
+	}
+	(void)ctx;
+}
+
+/* Turn a fresh upgrade into a WebSocket. Returns 0 or -1. */
+int
+ws_start(struct conn *c)
+{
+	struct wslay_event_callbacks	 cb;
+	struct timeval			 tv;
+
+	memset(&cb, 0, sizeof cb);
+	cb.recv_callback = ws_recv_cb;
+	cb.send_callback = ws_send_cb;
+	cb.on_msg_recv_callback = ws_msg_cb;
+	if (wslay_event_context_server_init(&c->ws, &cb, c) != 0)
+		return (-1);
+	wslay_event_config_set_max_recv_msg_length(c->ws,
+	    wk.cfg->max_message_size);
+	c->state = CONN_WS;
+	tv.tv_sec = wk.cfg->ping_interval;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	return (0);
+}
+
+/* Bytes arrived: let wslay parse them, then send what it queued. */
+void
+ws_input(struct conn *c)
+{
+	struct timeval	 tv = { wk.cfg->ping_interval, 0 };
+
+	if (c->pinged) {
+		c->pinged = 0;
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	}
+	if (wslay_event_recv(c->ws) != 0) {
+		conn_close(c);
+		return;
+	}
+	ws_output(c);
+}
+
+/* Send what wslay has queued, then see whether the socket is done. */
+void
+ws_output(struct conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
+		conn_close(c);
+		return;
+	}
+	ws_check_closed(c);
+}
+
+static void
+ws_check_closed(struct conn *c)
+{
+	struct timeval	 tv = { WS_CLOSE_WAIT, 0 };
+
+	if (!wslay_event_get_close_sent(c->ws))
+		return;
+	c->ws_closing = 1;
+	if (wslay_event_get_close_received(c->ws) ||
+	    !wslay_event_want_read(c->ws)) {
+		conn_close_after_write(c);
+		return;
+	}
+	/* We started the close: give the peer a moment to answer it. */
+	if (!c->close_wait) {
+		c->close_wait = 1;
+		evtimer_add(c->timer, &tv);
+	}
+}
+
+/* The read timeout fired: ping once, then give up. */
+void
+ws_timeout(struct conn *c)
+{
+	struct wslay_event_msg	 ping;
+	struct timeval		 tv;
+	int			 left;
+
+	if (c->ws_closing) {
+		conn_close(c);
+		return;
+	}
+	if (c->pinged) {
+		log_debug("dropping %s: silent for %d s", c->user,
+		    wk.cfg->idle_timeout);
+		c->close_code = 1006;
+		conn_close(c);
+		return;
+	}
+	memset(&ping, 0, sizeof ping);
+	ping.opcode = WSLAY_PING;
+	if (wslay_event_queue_msg(c->ws, &ping) != 0) {
+		conn_close(c);
+		return;
+	}
+	c->pinged = 1;
+	left = wk.cfg->idle_timeout - wk.cfg->ping_interval;
+	tv.tv_sec = left > 1 ? left : 1;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	ws_output(c);
+}
+
+/*
+ * Queue a shared frame to one connection.  Returns 0, or -1 if the
+ * connection takes no more (closing, or just closed for being too slow).
+ */
+int
+ws_send_frame(struct conn *c, struct frame *f)
+{
+	struct evbuffer	*out;
+
+	if (c->state != CONN_WS || c->ws_closing)
+		return (-1);
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) + f->len >
+	    (size_t)wk.cfg->max_outbound_bytes) {
+		wk.counters->closes_slow++;
+		log_debug("closing %s: more than %d bytes queued", c->user,
+		    wk.cfg->max_outbound_bytes);
+		ws_close(c, 4208, "too slow: resume from history");
+		return (-1);
+	}
+	frame_ref(f);
+	if (evbuffer_add_reference(out, f->data, f->len, frame_release,
+	    f) != 0) {
+		frame_unref(f);
+		return (-1);
+	}
+	wk.counters->bytes_out += f->len;
+	return (0);
+}
+
+/* Send one text message to one connection (copies it). */
+int
+ws_send_text(struct conn *c, const char *buf, size_t len)
+{
+	struct frame	*f;
+	int		 rc;
+
+	f = frame_text(buf, len);
+	rc = ws_send_frame(c, f);
+	frame_unref(f);
+	return (rc);
+}
+
+/* Start the closing handshake with code and reason. */
+void
+ws_close(struct conn *c, int code, const char *reason)
+{
+	if (c->state != CONN_WS || c->ws_closing)
+		return;
+	c->ws_closing = 1;
+	c->close_code = code;
+	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason,
+	    reason != NULL ? strlen(reason) : 0);
+	ws_output(c);
+}
+
+void
+ws_free(struct conn *c)
+{
+	if (c->ws != NULL) {
+		wslay_event_context_free(c->ws);
+		c->ws = NULL;
+	}
+}
