@@ -144,3 +144,68 @@ wait_log() {
 	done
 	return 0
 }
+
+# --- helpers for the chat tests (chat_*.sh) ---
+
+# write_conf_as FILE PORT WORKERS NAME [extra "key = value" lines...]:
+# like write_conf, for another racerd instance named $INSTANCE$NAME with
+# its own run-dir ($T/run-NAME), state-dir and log file ($T/racerd-NAME.log).
+write_conf_as() {
+	f=$1 port=$2 workers=$3 name=$4
+	shift 4
+	cat >"$f" <<CONF
+listen = 127.0.0.1:$port
+workers = $workers
+instance = $INSTANCE$name
+run-dir = $T/run-$name
+state-dir = $T/state-$name
+log-file = $T/racerd-$name.log
+log-level = debug
+shutdown-timeout = 5
+CONF
+	for line in "$@"; do
+		echo "$line" >>"$f"
+	done
+}
+
+# start_redis: a private redis-server on the unix socket $T/redis.sock
+# (REDIS_SOCK), no persistence; its pid joins PIDS. Fails the test if it
+# does not answer PING within 5 s.
+start_redis() {
+	REDIS_SOCK=$T/redis.sock
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+	    --save "" --appendonly no --daemonize no --dir "$T" \
+	    --logfile "$T/redis.log" &
+	REDIS_PID=$!
+	PIDS="$PIDS $REDIS_PID"
+	i=0
+	while [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" != PONG ]; do
+		i=$((i + 1))
+		if [ "$i" -ge 50 ]; then
+			fail "redis-server did not start"
+			finish
+		fi
+		sleep 0.1
+	done
+}
+
+# start_racerd CONF [PORT]: racerd in the foreground, in the background;
+# its pid is MASTER and joins PIDS. With PORT, waits until healthy and
+# fails the test (and stops) if it does not get there.
+start_racerd() {
+	"$RACERD" -f -c "$1" 2>>"$T/racerd.err" &
+	MASTER=$!
+	PIDS="$PIDS $MASTER"
+	if [ -n "${2:-}" ] && ! wait_healthy "$2" 20; then
+		fail "racerd ($1) not healthy on port $2"
+		cat "$T/racerd.err" 2>/dev/null
+		finish
+	fi
+}
+
+# wsclient ARGS...: run tests/integration/wsclient.py, bounded in time
+# (WSC_TIMEOUT seconds, default 55).
+wsclient() {
+	timeout -k 3 "${WSC_TIMEOUT:-55}" \
+	    $PY "$top_srcdir/tests/integration/wsclient.py" "$@"
+}
