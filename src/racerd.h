@@ -102,6 +102,7 @@ struct worker {
 	struct config		*cfg;
 	struct reg		*reg;
 	int			 idx;
+	int			 nworkers;
 	pid_t			 master;
 	struct event_base	*base;
 	struct evconnlistener	*listener;

@@ -27,6 +27,7 @@
 #include "registry.h"
 
 #define WORKER_HEARTBEAT_MS	500
+#define WORKER_YIELD_US		2000	/* accept pause over fair share */
 
 struct worker	 wk;
 
@@ -43,10 +44,25 @@ worker_heartbeat(__unused evutil_socket_t fd, __unused short events,
 }
 
 static void
-worker_accept(__unused struct evconnlistener *lev, evutil_socket_t fd,
+worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
     __unused struct sockaddr *sa, __unused int socklen, __unused void *arg)
 {
+	struct timeval	 tv = { 0, WORKER_YIELD_US };
+	uint64_t	 total;
+	int		 n = wk.nworkers;
+
 	conn_accept(fd);
+
+	/*
+	 * All workers accept from one socket, and the kernel wakes whoever
+	 * it likes: a worker holding more than its share steps back for a
+	 * moment so that the others take the next connections.
+	 */
+	total = reg_total_conns(wk.reg);
+	if (n > 1 && (uint64_t)wk.nconns * n > total + n) {
+		evconnlistener_disable(lev);
+		evtimer_add(wk.accept_pause, &tv);
+	}
 }
 
 static void
@@ -130,6 +146,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	wk.reg = reg;
 	wk.idx = idx;
 	wk.master = getppid();
+	wk.nworkers = config_workers(cfg);
 	TAILQ_INIT(&wk.conns);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
