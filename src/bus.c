@@ -84,6 +84,34 @@ static const char bus_info_lua[] =
 "local seq = redis.call('GET', KEYS[1]) or 0\n"
 "return {tonumber(seq), epoch}\n";
 
+/*
+ * KEYS: seq, epoch, log; ARGV: since (exclusive), before (exclusive, 0:
+ * none), limit.  With before, the newest limit entries under it; else the
+ * oldest over since.  Returns {latest, epoch or false, seq1, env1, ...},
+ * oldest first.
+ */
+static const char bus_history_lua[] =
+"local latest = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+"local epoch = redis.call('GET', KEYS[2])\n"
+"local e\n"
+"if ARGV[2] ~= '0' then\n"
+"  local low = '-'\n"
+"  if ARGV[1] ~= '0' then low = '(' .. ARGV[1] .. '-0' end\n"
+"  e = redis.call('XREVRANGE', KEYS[3], '(' .. ARGV[2] .. '-0', low,\n"
+"      'COUNT', ARGV[3])\n"
+"  local n = #e\n"
+"  for i = 1, math.floor(n / 2) do e[i], e[n - i + 1] = e[n - i + 1], e[i] end\n"
+"else\n"
+"  e = redis.call('XRANGE', KEYS[3], '(' .. ARGV[1] .. '-0', '+',\n"
+"      'COUNT', ARGV[3])\n"
+"end\n"
+"local out = {latest, epoch}\n"
+"for i, x in ipairs(e) do\n"
+"  out[#out + 1] = tonumber((string.gsub(x[1], '-0$', '')))\n"
+"  out[#out + 1] = x[2][2]\n"
+"end\n"
+"return out\n";
+
 struct bus_link {
 	const char		*what;		/* "cmd" or "sub" */
 	redisAsyncContext	*ac;
@@ -118,6 +146,7 @@ static struct {
 	uint64_t		 sub_seen;	/* last message on sub */
 	char			 publish_sha[41];
 	char			 info_sha[41];
+	char			 history_sha[41];
 	int			 closing;
 } bus;
 
@@ -373,6 +402,8 @@ bus_connect(struct bus_link *l)
 		    bus_publish_lua);
 		redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
 		    bus_info_lua);
+		redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
+		    bus_history_lua);
 		redisAsyncCommand(ac, bus_on_pong, NULL, "PING");
 		return;
 	}
@@ -399,6 +430,7 @@ bus_init(struct event_base *base, const char *addr, const char *instance,
 		return (-1);
 	bus_sha1(bus_publish_lua, bus.publish_sha);
 	bus_sha1(bus_info_lua, bus.info_sha);
+	bus_sha1(bus_history_lua, bus.history_sha);
 	snprintf(bus.name, sizeof bus.name, "racerd:%s:w%d", instance, idx);
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
@@ -674,4 +706,31 @@ bus_range(const char *chat, size_t len, uint64_t from, uint64_t to,
 		return (-1);
 	}
 	return (0);
+}
+
+/*
+ * A page of history: seq > since, and with before != 0 the newest limit
+ * entries with seq < before.  The reply is {latest, epoch or nil, seq1,
+ * envelope1, ...}, oldest first.  Returns 0, or -1 if the store is down.
+ */
+int
+bus_history(const char *chat, size_t len, uint64_t since, uint64_t before,
+    int limit, bus_reply_cb *cb, void *arg)
+{
+	struct bus_call	*call;
+	char		 num[32];
+	int		 n;
+
+	call = bus_call_new(bus.history_sha, bus_history_lua, cb, arg);
+	bus_call_arg(call, "3", 1);
+	bus_call_key(call, chat, len, "seq");
+	bus_call_key(call, chat, len, "epoch");
+	bus_call_key(call, chat, len, "log");
+	n = snprintf(num, sizeof num, "%llu", (unsigned long long)since);
+	bus_call_arg(call, num, n);
+	n = snprintf(num, sizeof num, "%llu", (unsigned long long)before);
+	bus_call_arg(call, num, n);
+	n = snprintf(num, sizeof num, "%d", limit);
+	bus_call_arg(call, num, n);
+	return (bus_call_send(call));
 }

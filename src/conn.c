@@ -102,6 +102,8 @@ conn_close_after_write(struct conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
+static void	conn_http_input(struct conn *);
+
 static void
 conn_arm_timer(struct conn *c, int seconds)
 {
@@ -329,6 +331,10 @@ conn_request(struct conn *c, const struct http_req *req)
 		if (c->state != CONN_HTTP)
 			return;
 		break;
+	case HTTP_ROUTE_MESSAGES:
+		if (api_messages(c, req, chat, chat_len, keep) == RD_AGAIN)
+			return;
+		break;
 	case HTTP_ROUTE_BAD_ID:
 		http_error(out, 400, "invalid chat id", NULL, keep);
 		break;
@@ -336,10 +342,43 @@ conn_request(struct conn *c, const struct http_req *req)
 		http_error(out, 404, "not found", NULL, keep);
 		break;
 	}
-	if (!keep)
+	conn_answered(c, keep);
+}
+
+/* The output buffer of a connection, for the modules that answer on it. */
+struct evbuffer *
+conn_output(struct conn *c)
+{
+	return (bufferevent_get_output(c->bev));
+}
+
+/* Stop reading requests until conn_answered: an answer is on its way. */
+void
+conn_wait(struct conn *c)
+{
+	c->waiting = 1;
+	evtimer_del(c->timer);
+}
+
+/*
+ * A request has its answer: close or wait for the next one, and go on
+ * with any request that arrived meanwhile.
+ */
+void
+conn_answered(struct conn *c, int keep)
+{
+	int	 was = c->waiting;
+
+	c->waiting = 0;
+	if (c->state != CONN_HTTP)
+		return;
+	if (!keep) {
 		conn_close_after_write(c);
-	else
-		conn_arm_timer(c, wk.cfg->header_timeout * 6);
+		return;
+	}
+	conn_arm_timer(c, wk.cfg->header_timeout * 6);
+	if (was)
+		conn_http_input(c);
 }
 
 static void
@@ -350,7 +389,8 @@ conn_http_input(struct conn *c)
 	size_t			 used;
 	int			 rc;
 
-	while (c->state == CONN_HTTP && evbuffer_get_length(in) > 0) {
+	while (c->state == CONN_HTTP && !c->waiting &&
+	    evbuffer_get_length(in) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		rc = http_parse_feed(c->hp, v.iov_base, v.iov_len, &used);

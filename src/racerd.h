@@ -51,6 +51,7 @@ struct config {
 	int		 shutdown_timeout;	/* seconds */
 	int		 max_chats;	/* registry room capacity */
 	char		*redis;		/* "embedded", redis://..., unix:... */
+	char		*api_key_file;	/* "": no HTTP publishing */
 	int		 max_message_size;
 	int		 max_outbound_bytes;
 	int		 header_timeout;
@@ -153,6 +154,7 @@ struct conn {
 	struct event		*timer;
 	int			 nrequests;
 	int			 in_request;	/* bytes of a request read */
+	int			 waiting;	/* an answer is on its way */
 
 	/* WebSocket */
 	struct wslay_event_context *ws;
@@ -173,6 +175,15 @@ void		 conn_ref(struct conn *);
 void		 conn_unref(struct conn *);
 void		 conn_close(struct conn *);
 void		 conn_close_after_write(struct conn *);
+struct evbuffer	*conn_output(struct conn *);
+void		 conn_wait(struct conn *);
+void		 conn_answered(struct conn *, int);
+
+/* api.c */
+struct http_req;
+int		 api_load_keys(const char *, char **);
+int		 api_messages(struct conn *, const struct http_req *,
+		     const char *, size_t, int);
 
 /* ws.c */
 int		 ws_start(struct conn *);
@@ -213,6 +224,8 @@ int		 bus_room_info(const char *, size_t, bus_reply_cb *, void *);
 int		 bus_publish(const char *, size_t, const char *, const char *,
 		     const char *, const char *, bus_reply_cb *, void *);
 int		 bus_range(const char *, size_t, uint64_t, uint64_t,
+		     bus_reply_cb *, void *);
+int		 bus_history(const char *, size_t, uint64_t, uint64_t, int,
 		     bus_reply_cb *, void *);
 
 /* store.c */

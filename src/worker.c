@@ -140,6 +140,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 {
 	struct timeval	 tv = { 0, WORKER_HEARTBEAT_MS * 1000 };
 	struct event	*hb, *sterm, *sint, *susr1;
+	char		*cause = NULL;
 
 	memset(&wk, 0, sizeof wk);
 	wk.cfg = cfg;
@@ -185,6 +186,11 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	reg_worker_heartbeat(reg, idx, util_mono_ms());
 
 	wk.counters = reg_worker_counters(reg, idx);
+	if (api_load_keys(cfg->api_key_file, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+		return (RD_EXIT_NORESPAWN);
+	}
 	room_init();
 	if (bus_init(wk.base, store_addr, cfg->instance, idx) != 0) {
 		log_warnx("bad store address %s", store_addr);

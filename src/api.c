@@ -1,0 +1,361 @@
+/* racerd: the HTTP chat API (history and publishing). */
+/*
+ * GET  /chats/{chat}/messages?since=S&before=B&limit=N  a history page
+ * POST /chats/{chat}/messages                          publish (API key)
+ *
+ * Both answer asynchronously: the connection stops reading requests
+ * (conn_wait) until the store has answered and conn_answered() is called,
+ * so that pipelined requests are answered in order.  A page is assembled
+ * by concatenating the stored envelopes, exactly as clients got them live;
+ * nothing is parsed again.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "racerd.h"
+#include "http.h"
+#include "proto.h"
+#include "registry.h"
+
+#define API_LIMIT_DEFAULT	100
+#define API_KEYS_MAX		64
+#define API_FROM_DEFAULT	"api"
+
+struct api_req {
+	struct conn	*c;
+	int		 keep;
+	char		 chat[HTTP_CHAT_ID_MAX + 1];
+	char		*head;		/* POST: envelope head */
+	char		*tail;		/* POST: envelope tail */
+};
+
+static struct {
+	int		 loaded;
+	size_t		 n;
+	uint8_t		 hash[API_KEYS_MAX][crypto_generichash_BYTES];
+} api_keys;
+
+/*
+ * Load the API keys (one per line, blank lines and # comments skipped)
+ * from path.  Returns 0, or -1 with a message in *cause.
+ */
+int
+api_load_keys(const char *path, char **cause)
+{
+	FILE	*f;
+	char	 line[1024];
+	size_t	 len;
+
+	api_keys.n = 0;
+	api_keys.loaded = 1;
+	if (path == NULL || *path == '\0')
+		return (0);
+	if ((f = fopen(path, "r")) == NULL) {
+		xasprintf(cause, "api-key-file %s: %s", path, strerror(errno));
+		return (-1);
+	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		len = strcspn(line, "\r\n");
+		line[len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		if (api_keys.n == API_KEYS_MAX || len < 16) {
+			xasprintf(cause, "api-key-file %s: %s", path,
+			    len < 16 ? "a key is shorter than 16 characters" :
+			    "too many keys");
+			fclose(f);
+			return (-1);
+		}
+		crypto_generichash(api_keys.hash[api_keys.n++],
+		    crypto_generichash_BYTES, (const uint8_t *)line, len,
+		    NULL, 0);
+	}
+	fclose(f);
+	sodium_memzero(line, sizeof line);
+	return (0);
+}
+
+/* Returns 1 if the request carries a configured API key, else 0. */
+static int
+api_authorized(const struct http_req *req)
+{
+	uint8_t		 h[crypto_generichash_BYTES];
+	const char	*key;
+	size_t		 i;
+	int		 ok = 0;
+
+	if (req->authorization == NULL ||
+	    strncasecmp(req->authorization, "Bearer ", 7) != 0)
+		return (0);
+	key = req->authorization + 7;
+	crypto_generichash(h, sizeof h, (const uint8_t *)key, strlen(key),
+	    NULL, 0);
+	/* Hashes have one length, so every comparison is constant-time. */
+	for (i = 0; i < api_keys.n; i++)
+		ok |= (sodium_memcmp(h, api_keys.hash[i], sizeof h) == 0);
+	return (ok);
+}
+
+/* Parse an unsigned decimal query parameter. Returns 1, 0 absent, -1 bad. */
+static int
+api_query_u64(const struct http_req *req, const char *name, uint64_t max,
+    uint64_t *out)
+{
+	char		 buf[32], *end;
+	size_t		 len;
+	int		 rc;
+
+	rc = http_query_get(req->query, name, buf, sizeof buf, &len);
+	if (rc != 1)
+		return (rc);
+	if (len == 0 || buf[0] < '0' || buf[0] > '9')
+		return (-1);
+	errno = 0;
+	*out = strtoull(buf, &end, 10);
+	if (errno != 0 || *end != '\0' || *out > max)
+		return (-1);
+	return (1);
+}
+
+static struct api_req *
+api_req_new(struct conn *c, const char *chat, size_t len, int keep)
+{
+	struct api_req	*a;
+
+	a = xcalloc(1, sizeof *a);
+	a->c = c;
+	a->keep = keep;
+	memcpy(a->chat, chat, len);
+	conn_ref(c);
+	conn_wait(c);
+	return (a);
+}
+
+static void
+api_req_free(struct api_req *a)
+{
+	conn_unref(a->c);
+	free(a->head);
+	free(a->tail);
+	free(a);
+}
+
+static void
+api_on_history(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_, *e;
+	struct api_req	*a = arg;
+	struct evbuffer	*b;
+	json_t		*chat;
+	char		*s, *body;
+	size_t		 i, len;
+	long long	 latest, last = -1;
+
+	if (a->c->state != CONN_HTTP)
+		goto out;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements < 2 || reply->elements % 2 != 0 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
+		http_error(conn_output(a->c), 503, "store unavailable", NULL,
+		    a->keep);
+		conn_answered(a->c, a->keep);
+		goto out;
+	}
+	latest = reply->element[0]->integer;
+	b = evbuffer_new();
+	chat = json_string(a->chat);
+	s = json_dumps(chat, JSON_ENCODE_ANY);
+	evbuffer_add_printf(b, "{\"chat\":%s,\"epoch\":", s);
+	free(s);
+	json_decref(chat);
+	e = reply->element[1];
+	if (e->type == REDIS_REPLY_STRING)
+		evbuffer_add_printf(b, "\"%s\"", e->str);
+	else
+		evbuffer_add_printf(b, "null");
+	evbuffer_add_printf(b, ",\"latest\":%lld,\"messages\":[", latest);
+	for (i = 2; i + 1 < reply->elements; i += 2) {
+		if (reply->element[i]->type != REDIS_REPLY_INTEGER ||
+		    reply->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		if (last != -1)
+			evbuffer_add(b, ",", 1);
+		last = reply->element[i]->integer;
+		evbuffer_add(b, reply->element[i + 1]->str,
+		    reply->element[i + 1]->len);
+	}
+	if (last != -1 && last < latest)
+		evbuffer_add_printf(b, "],\"next\":%lld}", last);
+	else
+		evbuffer_add_printf(b, "],\"next\":null}");
+	len = evbuffer_get_length(b);
+	body = xmalloc(len);
+	evbuffer_remove(b, body, len);
+	evbuffer_free(b);
+	http_response(conn_output(a->c), 200, NULL, "application/json", body,
+	    len, a->keep);
+	free(body);
+	conn_answered(a->c, a->keep);
+out:
+	api_req_free(a);
+}
+
+/* GET /chats/{chat}/messages. Returns 0 when answered, RD_AGAIN if later. */
+static int
+api_history(struct conn *c, const struct http_req *req, const char *chat,
+    size_t len, int keep)
+{
+	struct evbuffer	*out = conn_output(c);
+	struct api_req	*a;
+	uint64_t	 since = 0, before = 0, limit = API_LIMIT_DEFAULT;
+
+	if (api_query_u64(req, "since", UINT64_MAX / 2, &since) == -1 ||
+	    api_query_u64(req, "before", UINT64_MAX / 2, &before) == -1) {
+		http_error(out, 400, "since and before are sequence numbers",
+		    NULL, keep);
+		return (0);
+	}
+	if (api_query_u64(req, "limit", PROTO_LIMIT_MAX, &limit) == -1 ||
+	    limit == 0) {
+		http_error(out, 400, "limit must be 1 to 1000", NULL, keep);
+		return (0);
+	}
+	if (api_query_u64(req, "before", UINT64_MAX / 2, &before) == 1 &&
+	    before == 0) {
+		http_error(out, 400, "before must be at least 1", NULL, keep);
+		return (0);
+	}
+	a = api_req_new(c, chat, len, keep);
+	if (bus_history(chat, len, since, before, limit, api_on_history,
+	    a) != 0) {
+		http_error(out, 503, "store unavailable", NULL, keep);
+		api_req_free(a);
+		conn_answered(c, keep);
+	}
+	return (RD_AGAIN);
+}
+
+static void
+api_on_published(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_;
+	struct api_req	*a = arg;
+	char		 body[64];
+
+	if (a->c->state != CONN_HTTP)
+		goto out;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements < 2 ||
+	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+		http_error(conn_output(a->c), 503, "store unavailable; send "
+		    "it again with the same id", NULL, a->keep);
+	} else {
+		snprintf(body, sizeof body, "{\"seq\":%lld}",
+		    reply->element[1]->integer);
+		http_response(conn_output(a->c), 201, NULL,
+		    "application/json", body, strlen(body), a->keep);
+	}
+	conn_answered(a->c, a->keep);
+out:
+	api_req_free(a);
+}
+
+/* POST /chats/{chat}/messages. Returns 0 when answered, RD_AGAIN if later. */
+static int
+api_publish(struct conn *c, const struct http_req *req, const char *chat,
+    size_t len, int keep)
+{
+	struct evbuffer	*out = conn_output(c);
+	struct api_req	*a;
+	json_t		*root, *body, *id, *from;
+	json_error_t	 err;
+	const char	*fromstr = API_FROM_DEFAULT, *idstr = "";
+	char		 gen[20];
+	uint8_t		 rnd[8];
+
+	if (api_keys.n == 0) {
+		http_error(out, 403, "publishing over HTTP is disabled (no "
+		    "api-key-file)", NULL, keep);
+		return (0);
+	}
+	if (!api_authorized(req)) {
+		http_error(out, 401, "missing or invalid API key",
+		    "WWW-Authenticate: Bearer\r\n", keep);
+		return (0);
+	}
+	root = json_loadb(req->body != NULL ? req->body : "", req->body_len,
+	    JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL || !json_is_object(root)) {
+		json_decref(root);
+		http_error(out, 400, "the body must be a JSON object", NULL,
+		    keep);
+		return (0);
+	}
+	body = json_object_get(root, "body");
+	id = json_object_get(root, "id");
+	from = json_object_get(root, "from");
+	if (!json_is_string(body) || json_string_length(body) == 0 ||
+	    json_string_length(body) > (size_t)wk.cfg->max_message_size ||
+	    (id != NULL && (!json_is_string(id) ||
+	    json_string_length(id) == 0 ||
+	    json_string_length(id) > PROTO_ID_MAX)) ||
+	    (from != NULL && (!json_is_string(from) ||
+	    !http_valid_id(json_string_value(from), json_string_length(from),
+	    CONN_USER_MAX)))) {
+		json_decref(root);
+		http_error(out, 400, "need body (a non-empty string), and "
+		    "optionally id (1 to 64 bytes) and from (a user id)",
+		    NULL, keep);
+		return (0);
+	}
+	if (from != NULL)
+		fromstr = json_string_value(from);
+	if (id != NULL)
+		idstr = json_string_value(id);
+	else {
+		randombytes_buf(rnd, sizeof rnd);
+		memcpy(gen, "s-", 2);
+		sodium_bin2hex(gen + 2, sizeof gen - 2, rnd, sizeof rnd);
+	}
+	a = api_req_new(c, chat, len, keep);
+	a->head = proto_msg_head(a->chat);
+	a->tail = proto_msg_tail(*idstr != '\0' ? idstr : gen, fromstr,
+	    util_now_ms(), json_string_value(body), json_string_length(body));
+	if (a->tail == NULL || bus_publish(a->chat, len, a->head, a->tail,
+	    fromstr, idstr, api_on_published, a) != 0) {
+		http_error(out, a->tail == NULL ? 400 : 503, a->tail == NULL ?
+		    "invalid string" : "store unavailable", NULL, keep);
+		api_req_free(a);
+		conn_answered(c, keep);
+	} else
+		wk.counters->msgs_in++;
+	json_decref(root);
+	return (RD_AGAIN);
+}
+
+/*
+ * /chats/{chat}/messages: GET reads history, POST publishes.  Returns 0
+ * when answered, or RD_AGAIN when the answer comes later.
+ */
+int
+api_messages(struct conn *c, const struct http_req *req, const char *chat,
+    size_t len, int keep)
+{
+	if (req->method == HTTP_GET)
+		return (api_history(c, req, chat, len, keep));
+	if (req->method == HTTP_POST)
+		return (api_publish(c, req, chat, len, keep));
+	http_error(conn_output(c), 405, "method not allowed",
+	    "Allow: GET, POST\r\n", keep);
+	return (0);
+}
