@@ -200,6 +200,8 @@ void		 ws_free(struct conn *);
 /* room.c */
 struct room	*room_join(struct conn *, const char *, size_t);
 void		 room_greet(struct conn *);
+const char	*room_name(struct room *);
+uint64_t	 room_latest(struct room *);
 void		 room_leave(struct conn *);
 void		 room_publish(struct conn *, const char *, size_t,
 		     const char *);

@@ -251,6 +251,20 @@ room_join(struct conn *c, const char *name, size_t len)
 	return (r);
 }
 
+/* The chat id of a room. */
+const char *
+room_name(struct room *r)
+{
+	return (r->name);
+}
+
+/* The last seq this worker delivered in the room. */
+uint64_t
+room_latest(struct room *r)
+{
+	return (r->last);
+}
+
 /* Welcome a member that just joined if the room knows where it is. */
 void
 room_greet(struct conn *c)

@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <wslay/wslay.h>
 
 #include "racerd.h"
@@ -31,6 +32,7 @@
 
 #define WS_CLOSE_WAIT		1	/* seconds to wait for the peer's close */
 #define WS_MAX_ERRORS		10	/* refused frames before 1008 */
+#define WS_HISTORY_LIMIT	100	/* a history page without limit */
 
 static void	ws_check_closed(struct conn *);
 
@@ -83,6 +85,52 @@ ws_refuse(struct conn *c, const char *code, const char *message)
 }
 
 static void
+ws_on_history(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_;
+	struct conn	*c = arg;
+	const char	**envs;
+	char		*s;
+	size_t		 i, n = 0;
+
+	if (c->state != CONN_WS)
+		goto out;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements < 2) {
+		ws_send_error(c, "unavailable", "the store is unavailable");
+		goto out;
+	}
+	envs = xcalloc(reply->elements / 2 + 1, sizeof *envs);
+	for (i = 2; i + 1 < reply->elements; i += 2) {
+		if (reply->element[i + 1]->type == REDIS_REPLY_STRING)
+			envs[n++] = reply->element[i + 1]->str;
+	}
+	s = proto_history(envs, n);
+	ws_send_text(c, s, strlen(s));
+	free(s);
+	free(envs);
+out:
+	conn_unref(c);
+}
+
+/* {"type":"history"}: the newest limit messages before seq before. */
+static void
+ws_history(struct conn *c, int64_t before, int limit)
+{
+	if (c->room == NULL)
+		return;
+	if (before <= 0)
+		before = room_latest(c->room) + 1;
+	conn_ref(c);
+	if (bus_history(room_name(c->room), strlen(room_name(c->room)), 0,
+	    before, limit > 0 ? limit : WS_HISTORY_LIMIT, ws_on_history,
+	    c) != 0) {
+		conn_unref(c);
+		ws_send_error(c, "unavailable", "the store is unavailable");
+	}
+}
+
+static void
 ws_text(struct conn *c, const uint8_t *msg, size_t len)
 {
 	struct proto_in	 in;
@@ -100,8 +148,7 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 	case PROTO_ACK:
 		break;
 	case PROTO_HISTORY:
-		ws_refuse(c, "unsupported", "history over the socket is "
-		    "not available yet; use GET /chats/{chat}/messages");
+		ws_history(c, in.before, in.limit);
 		break;
 	}
 	proto_in_clear(&in);
