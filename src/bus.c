@@ -21,6 +21,7 @@
  * Keys of a chat share the hash tag {chat:ID}: racerd:{chat:ID}:seq,
  * :epoch, :log (stream), :id:USER:ID (dedup); channel racerd:{chat:ID}.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,15 +123,18 @@ struct bus_link {
 	char			 why[128];	/* why it is down */
 };
 
-/* A script call kept until it is answered, to re-send it with EVAL. */
+/* A command kept until it is answered, to re-send a script with EVAL. */
 struct bus_call {
 	bus_reply_cb	*cb;
 	void		*arg;
-	const char	*script;
+	const char	*script;	/* NULL: not a script, or sent whole */
 	int		 argc;
-	char		*argv[16];
-	size_t		 argvlen[16];
+	int		 argsize;
+	char		**argv;
+	size_t		*argvlen;
 };
+
+#define BUS_SCRIPTS_MAX	16
 
 static struct {
 	struct event_base	*base;
@@ -144,9 +148,11 @@ static struct {
 	struct bus_link		 sub;
 	struct event		*probe;
 	uint64_t		 sub_seen;	/* last message on sub */
-	char			 publish_sha[41];
-	char			 info_sha[41];
-	char			 history_sha[41];
+	struct bus_script	 publish;
+	struct bus_script	 info;
+	struct bus_script	 history;
+	struct bus_script	*scripts[BUS_SCRIPTS_MAX];
+	int			 nscripts;
 	int			 closing;
 } bus;
 
@@ -162,6 +168,18 @@ bus_sha1(const char *script, char out[41])
 	sha1_update(&ctx, strlen(script), (const uint8_t *)script);
 	sha1_digest(&ctx, sizeof digest, digest);
 	sodium_bin2hex(out, 41, digest, sizeof digest);
+}
+
+/*
+ * Make a script known: its SHA-1 is computed now and the script is loaded
+ * into the store on every (re)connection of the cmd link.
+ */
+void
+bus_script_register(struct bus_script *sc)
+{
+	RD_ASSERT(bus.nscripts < BUS_SCRIPTS_MAX);
+	bus_sha1(sc->body, sc->sha);
+	bus.scripts[bus.nscripts++] = sc;
 }
 
 /* Parse "unix:/path[?db=N]" or "redis://host[:port][/db]". */
@@ -370,6 +388,7 @@ static void
 bus_connect(struct bus_link *l)
 {
 	redisAsyncContext	*ac;
+	int			 i;
 
 	if (bus.path[0] != '\0')
 		ac = redisAsyncConnectUnix(bus.path);
@@ -398,12 +417,9 @@ bus_connect(struct bus_link *l)
 		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", bus.db);
 	l->probe_sent = util_mono_ms();
 	if (l == &bus.cmd) {
-		redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
-		    bus_publish_lua);
-		redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
-		    bus_info_lua);
-		redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
-		    bus_history_lua);
+		for (i = 0; i < bus.nscripts; i++)
+			redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
+			    bus.scripts[i]->body);
 		redisAsyncCommand(ac, bus_on_pong, NULL, "PING");
 		return;
 	}
@@ -428,9 +444,12 @@ bus_init(struct event_base *base, const char *addr, const char *instance,
 	bus.base = base;
 	if (bus_parse(addr) != 0)
 		return (-1);
-	bus_sha1(bus_publish_lua, bus.publish_sha);
-	bus_sha1(bus_info_lua, bus.info_sha);
-	bus_sha1(bus_history_lua, bus.history_sha);
+	bus.publish.body = bus_publish_lua;
+	bus.info.body = bus_info_lua;
+	bus.history.body = bus_history_lua;
+	bus_script_register(&bus.publish);
+	bus_script_register(&bus.info);
+	bus_script_register(&bus.history);
 	snprintf(bus.name, sizeof bus.name, "racerd:%s:w%d", instance, idx);
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
@@ -521,6 +540,8 @@ bus_call_free(struct bus_call *call)
 
 	for (i = 0; i < call->argc; i++)
 		free(call->argv[i]);
+	free(call->argv);
+	free(call->argvlen);
 	free(call);
 }
 
@@ -540,6 +561,7 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 		call->argv[1] = xstrdup(call->script);
 		call->argvlen[1] = strlen(call->script);
 		call->script = NULL;
+		log_info("store had no script cache; sent the script whole");
 		if (redisAsyncCommandArgv(ac, bus_on_call, call, call->argc,
 		    (const char **)call->argv, call->argvlen) == REDIS_OK)
 			return;
@@ -549,14 +571,22 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 		wk.counters->store_errors++;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("store: %s", reply->str);
-	call->cb(reply, call->arg);
+	if (call->cb != NULL)
+		call->cb(reply, call->arg);
 	bus_call_free(call);
 }
 
-static void
+/* Append one argument to a command. */
+void
 bus_call_arg(struct bus_call *call, const char *s, size_t len)
 {
-	RD_ASSERT(call->argc < (int)nitems(call->argv));
+	if (call->argc == call->argsize) {
+		call->argsize = call->argsize == 0 ? 16 : call->argsize * 2;
+		call->argv = xreallocarray(call->argv, call->argsize,
+		    sizeof *call->argv);
+		call->argvlen = xreallocarray(call->argvlen, call->argsize,
+		    sizeof *call->argvlen);
+	}
 	call->argv[call->argc] = xmalloc(len + 1);
 	memcpy(call->argv[call->argc], s, len);
 	call->argv[call->argc][len] = '\0';
@@ -564,7 +594,23 @@ bus_call_arg(struct bus_call *call, const char *s, size_t len)
 	call->argc++;
 }
 
-static void
+/* Append a formatted argument. */
+void
+bus_call_argf(struct bus_call *call, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = xvasprintf(&s, fmt, ap);
+	va_end(ap);
+	bus_call_arg(call, s, n);
+	free(s);
+}
+
+/* Append the key racerd:{chat:CHAT}:SUFFIX. */
+void
 bus_call_key(struct bus_call *call, const char *chat, size_t len,
     const char *suffix)
 {
@@ -576,7 +622,8 @@ bus_call_key(struct bus_call *call, const char *chat, size_t len,
 	bus_call_arg(call, key, n);
 }
 
-static void
+/* Append a fresh random epoch (16 hex digits). */
+void
 bus_call_epoch(struct bus_call *call)
 {
 	uint8_t	 rnd[8];
@@ -587,8 +634,12 @@ bus_call_epoch(struct bus_call *call)
 	bus_call_arg(call, hex, 16);
 }
 
-/* Send a prepared script call; on failure the callback gets NULL at once. */
-static int
+/*
+ * Send a prepared command.  Returns 0 (the callback will run with the
+ * reply, or NULL if the link breaks), or -1 if the store is down now (the
+ * call is freed and the callback is not run).
+ */
+int
 bus_call_send(struct bus_call *call)
 {
 	if (bus.cmd.ac == NULL || !bus.cmd.up ||
@@ -600,18 +651,28 @@ bus_call_send(struct bus_call *call)
 	return (0);
 }
 
-static struct bus_call *
-bus_call_new(const char *sha, const char *script, bus_reply_cb *cb,
-    void *arg)
+/* A new command; cb (may be NULL) gets the reply. */
+struct bus_call *
+bus_call_new(bus_reply_cb *cb, void *arg)
 {
 	struct bus_call	*call;
 
 	call = xcalloc(1, sizeof *call);
 	call->cb = cb;
 	call->arg = arg;
-	call->script = script;
+	return (call);
+}
+
+/* A new call of a registered script; append numkeys, keys and args. */
+struct bus_call *
+bus_script_call(struct bus_script *sc, bus_reply_cb *cb, void *arg)
+{
+	struct bus_call	*call;
+
+	call = bus_call_new(cb, arg);
+	call->script = sc->body;
 	bus_call_arg(call, "EVALSHA", 7);
-	bus_call_arg(call, sha, 40);
+	bus_call_arg(call, sc->sha, 40);
 	return (call);
 }
 
@@ -625,7 +686,7 @@ bus_room_info(const char *chat, size_t len, bus_reply_cb *cb, void *arg)
 {
 	struct bus_call	*call;
 
-	call = bus_call_new(bus.info_sha, bus_info_lua, cb, arg);
+	call = bus_script_call(&bus.info, cb, arg);
 	bus_call_arg(call, "3", 1);
 	bus_call_key(call, chat, len, "seq");
 	bus_call_key(call, chat, len, "epoch");
@@ -648,7 +709,7 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 	char		 num[32], dedup[2 * 64 + 8];
 	int		 n;
 
-	call = bus_call_new(bus.publish_sha, bus_publish_lua, cb, arg);
+	call = bus_script_call(&bus.publish, cb, arg);
 	bus_call_arg(call, *id != '\0' ? "4" : "3", 1);
 	bus_call_key(call, chat, len, "seq");
 	bus_call_key(call, chat, len, "epoch");
@@ -675,7 +736,7 @@ bus_on_reply(__unused redisAsyncContext *ac, void *r, void *arg)
 	struct bus_call	*call = arg;
 
 	call->cb(r, call->arg);
-	free(call);
+	bus_call_free(call);
 }
 
 /*
@@ -721,7 +782,7 @@ bus_history(const char *chat, size_t len, uint64_t since, uint64_t before,
 	char		 num[32];
 	int		 n;
 
-	call = bus_call_new(bus.history_sha, bus_history_lua, cb, arg);
+	call = bus_script_call(&bus.history, cb, arg);
 	bus_call_arg(call, "3", 1);
 	bus_call_key(call, chat, len, "seq");
 	bus_call_key(call, chat, len, "epoch");

@@ -216,6 +216,22 @@ u_int		 room_count(void);
 
 /* bus.c */
 typedef void	 bus_reply_cb(void *, void *);
+struct bus_script {
+	const char	*body;
+	char		 sha[41];
+};
+struct bus_call;
+void		 bus_script_register(struct bus_script *);
+struct bus_call	*bus_call_new(bus_reply_cb *, void *);
+struct bus_call	*bus_script_call(struct bus_script *, bus_reply_cb *,
+		     void *);
+void		 bus_call_arg(struct bus_call *, const char *, size_t);
+void		 bus_call_argf(struct bus_call *, const char *, ...)
+		     __attribute__((__format__(__printf__, 2, 3)));
+void		 bus_call_key(struct bus_call *, const char *, size_t,
+		     const char *);
+void		 bus_call_epoch(struct bus_call *);
+int		 bus_call_send(struct bus_call *);
 int		 bus_init(struct event_base *, const char *, const char *,
 		     int);
 void		 bus_shutdown(void);
