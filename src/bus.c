@@ -467,8 +467,10 @@ bus_init(struct event_base *base, const char *addr, const char *instance,
 	    bus.probe == NULL)
 		return (-1);
 	evtimer_add(bus.probe, &tv);
-	bus_connect(&bus.cmd);
-	bus_connect(&bus.sub);
+	/* Connect from the loop, once every module registered its scripts. */
+	tv.tv_sec = tv.tv_usec = 0;
+	evtimer_add(bus.cmd.retry, &tv);
+	evtimer_add(bus.sub.retry, &tv);
 	return (0);
 }
 
@@ -741,10 +743,10 @@ bus_on_reply(__unused redisAsyncContext *ac, void *r, void *arg)
 
 /*
  * Read history entries with seq from..to (to 0: up to the latest), at
- * most BUS_RANGE_COUNT.  Returns 0, or -1 if the store is down.
+ * most count (0: BUS_RANGE_COUNT).  Returns 0, or -1 if the store is down.
  */
 int
-bus_range(const char *chat, size_t len, uint64_t from, uint64_t to,
+bus_range(const char *chat, size_t len, uint64_t from, uint64_t to, int count,
     bus_reply_cb *cb, void *arg)
 {
 	struct bus_call	*call;
@@ -762,7 +764,7 @@ bus_range(const char *chat, size_t len, uint64_t from, uint64_t to,
 	call->arg = arg;
 	if (redisAsyncCommand(bus.cmd.ac, bus_on_reply, call,
 	    "XRANGE %s %llu-0 %s COUNT %d", key, (unsigned long long)from,
-	    end, BUS_RANGE_COUNT) != REDIS_OK) {
+	    end, count > 0 ? count : BUS_RANGE_COUNT) != REDIS_OK) {
 		free(call);
 		return (-1);
 	}

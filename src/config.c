@@ -106,6 +106,8 @@ const struct config_option config_table[] = {
 	  "messages kept per chat", NULL },
 	{ "dedup-window", CONFIG_INT, 1, 604800, "300", OFF(dedup_window),
 	  "seconds a message id is remembered for idempotent sends", NULL },
+	{ "recovery-max", CONFIG_INT, 1, 1000000, "1000", OFF(recovery_max),
+	  "most missed messages replayed on a resume", NULL },
 	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),
 	  "seconds a dropped client's session stays resumable", NULL },
 };

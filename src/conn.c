@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -40,7 +41,13 @@ static void
 conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 {
 	struct conn	*c = arg;
+	struct conn_held *h;
 
+	while ((h = c->held) != NULL) {
+		c->held = h->next;
+		frame_unref(h->f);
+		free(h);
+	}
 	ws_free(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
@@ -77,6 +84,7 @@ conn_close(struct conn *c)
 	c->state = CONN_DEAD;
 	bufferevent_disable(c->bev, EV_READ|EV_WRITE);
 	evtimer_del(c->timer);
+	sess_detach(c);
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
@@ -245,17 +253,132 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	free(body);
 }
 
+/* What an upgrade waiting for the store needs of its request. */
+struct conn_upgrade {
+	struct conn	*c;
+	int		 keep;
+	char		 chat[HTTP_CHAT_ID_MAX + 1];
+	char		 key[32];
+	char		 user[CONN_USER_MAX + 1];	/* "" if not given */
+	int64_t		 last;				/* -1 if not given */
+};
+
+/* The last step of an upgrade: join, 101, welcome when the room is ready. */
+static void
+conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
+    int keep)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	char		 hdr[64];
+
+	if (room_join(c, chat, strlen(chat)) == NULL) {
+		http_error(out, 503, errno == ENOSPC ? "too many chats" :
+		    "cannot join the chat", NULL, keep);
+		return;
+	}
+	snprintf(hdr, sizeof hdr, "X-Racerd-Worker: %d\r\n", wk.idx);
+	if (http_ws_response(out, key, hdr) != 0 || ws_start(c) != 0) {
+		conn_close(c);
+		return;
+	}
+	evtimer_del(c->timer);
+	wk.counters->handshakes++;
+	room_greet(c);
+}
+
+static void
+conn_on_claim(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_;
+	struct conn_upgrade *u = arg;
+	struct conn	*c = u->c;
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	int		 keep = u->keep;
+
+	if (c->state != CONN_HTTP)
+		goto out;
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		http_error(out, 503, "store unavailable", NULL, keep);
+		conn_answered(c, keep);
+		goto out;
+	}
+	if (reply->type == REDIS_REPLY_NIL) {
+		http_error(out, 401, "session unknown or expired: join again "
+		    "without it", NULL, keep);
+		conn_answered(c, keep);
+		goto out;
+	}
+	if (reply->type == REDIS_REPLY_STRING) {
+		http_error(out, 403, "session belongs to another user", NULL,
+		    keep);
+		conn_answered(c, keep);
+		goto out;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING) {
+		http_error(out, 500, "bad session record", NULL, keep);
+		conn_answered(c, keep);
+		goto out;
+	}
+	snprintf(c->user, sizeof c->user, "%s", reply->element[0]->str);
+	if (c->resume_epoch[0] == '\0')
+		snprintf(c->resume_epoch, sizeof c->resume_epoch, "%s",
+		    reply->element[1]->str);
+	if (u->last >= 0)
+		c->resume_from = u->last;
+	else if (reply->element[2]->type == REDIS_REPLY_STRING)
+		c->resume_from = strtoll(reply->element[2]->str, NULL, 10);
+	else
+		c->resume_from = 0;
+	c->attached = 1;
+	c->resuming = 1;
+	c->waiting = 0;
+	conn_upgrade_finish(c, u->chat, u->key, keep);
+	if (c->state == CONN_HTTP)
+		conn_answered(c, keep);
+	else if (c->state == CONN_WS &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		ws_input(c);
+out:
+	conn_unref(c);
+	free(u);
+}
+
+/* Read an optional sequence number from the query. Returns 0 or -1. */
+static int
+conn_query_seq(const struct http_req *req, const char *name, int64_t *out)
+{
+	char	 buf[24], *end;
+	size_t	 len;
+	int	 rc;
+
+	*out = -1;
+	rc = http_query_get(req->query, name, buf, sizeof buf, &len);
+	if (rc == 0)
+		return (0);
+	if (rc == -1 || len == 0 || buf[0] < '0' || buf[0] > '9')
+		return (-1);
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return (-1);
+	return (0);
+}
+
 /* Upgrade to a WebSocket in the chat; or answer why not. */
 static void
 conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
     size_t chat_len, int keep)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct conn_upgrade *u;
 	const char	*msg, *extra, *why;
-	char		 hdr[64];
-	uint8_t		 rnd[16];
-	size_t		 len;
-	int		 status, rc;
+	char		 token[CONN_TOKEN_LEN + 2], name[HTTP_CHAT_ID_MAX + 1];
+	uint8_t		 rnd[4];
+	size_t		 len, tlen, elen;
+	int64_t		 last, since;
+	int		 status, rc, trc, erc;
 
 	if (http_ws_check(req, &status, &msg, &extra) != 0) {
 		http_error(out, status, msg, extra, keep);
@@ -263,15 +386,22 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 	}
 	rc = http_query_get(req->query, "user", c->user, sizeof c->user,
 	    &len);
+	trc = http_query_get(req->query, "session", token, sizeof token,
+	    &tlen);
+	erc = http_query_get(req->query, "epoch", c->resume_epoch,
+	    sizeof c->resume_epoch, &elen);
 	if (rc == -1 || (rc == 1 &&
 	    !http_valid_id(c->user, len, CONN_USER_MAX))) {
 		http_error(out, 400, "invalid user id", NULL, keep);
 		return;
 	}
-	if (rc == 0) {
-		randombytes_buf(rnd, 4);
-		memcpy(c->user, "guest-", 6);
-		sodium_bin2hex(c->user + 6, 9, rnd, 4);
+	if (trc == -1 || (trc == 1 && !sess_valid_token(token, tlen)) ||
+	    erc == -1 || (erc == 1 && !http_valid_id(c->resume_epoch, elen,
+	    64)) || conn_query_seq(req, "last", &last) != 0 ||
+	    conn_query_seq(req, "since", &since) != 0) {
+		http_error(out, 400, "invalid session, epoch, last or since",
+		    NULL, keep);
+		return;
 	}
 	if (wk.draining) {
 		http_error(out, 503, "server shutting down", NULL, 0);
@@ -281,23 +411,39 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 		http_error(out, 503, "store unavailable", NULL, keep);
 		return;
 	}
-	if (room_join(c, chat, chat_len) == NULL) {
-		http_error(out, 503, errno == ENOSPC ? "too many chats" :
-		    "cannot join the chat", NULL, keep);
+	sess_new(c);
+	memcpy(name, chat, chat_len);
+	name[chat_len] = '\0';
+	if (trc == 1) {
+		/* A resume: the store must know the token, before the 101. */
+		u = xcalloc(1, sizeof *u);
+		u->c = c;
+		u->keep = keep;
+		u->last = last;
+		snprintf(u->chat, sizeof u->chat, "%s", name);
+		snprintf(u->key, sizeof u->key, "%.30s", req->ws_key);
+		memcpy(c->session, token, CONN_TOKEN_LEN);
+		c->session[CONN_TOKEN_LEN] = '\0';
+		conn_ref(c);
+		conn_wait(c);
+		if (sess_claim(c, name, token, rc == 1 ? c->user : "",
+		    conn_on_claim, u) != 0) {
+			conn_unref(c);
+			free(u);
+			http_error(out, 503, "store unavailable", NULL, keep);
+			conn_answered(c, keep);
+		}
 		return;
 	}
-	randombytes_buf(rnd, sizeof rnd);
-	sodium_bin2base64(c->session, sizeof c->session, rnd, sizeof rnd,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	snprintf(hdr, sizeof hdr, "X-Racerd-Worker: %d\r\n", wk.idx);
-	if (http_ws_response(out, req->ws_key, hdr) != 0 ||
-	    ws_start(c) != 0) {
-		conn_close(c);
-		return;
+	if (rc == 0) {
+		randombytes_buf(rnd, sizeof rnd);
+		memcpy(c->user, "guest-", 6);
+		sodium_bin2hex(c->user + 6, 9, rnd, sizeof rnd);
 	}
-	evtimer_del(c->timer);
-	wk.counters->handshakes++;
-	room_greet(c);
+	c->resume_from = since;
+	if (since >= 0)
+		c->resuming = 1;
+	conn_upgrade_finish(c, name, req->ws_key, keep);
 }
 
 /* Answer one complete request. */
@@ -328,7 +474,7 @@ conn_request(struct conn *c, const struct http_req *req)
 		break;
 	case HTTP_ROUTE_WS:
 		conn_upgrade(c, req, chat, chat_len, keep);
-		if (c->state != CONN_HTTP)
+		if (c->state != CONN_HTTP || c->waiting)
 			return;
 		break;
 	case HTTP_ROUTE_MESSAGES:
@@ -434,6 +580,7 @@ conn_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
+	c->flushed_seq = c->queued_seq;
 	if (c->state == CONN_CLOSING)
 		conn_close(c);
 }

@@ -16,6 +16,7 @@
 #include "compat.h"
 
 struct event_base;
+typedef void	 bus_reply_cb(void *, void *);	/* reply, arg */
 
 #define RD_AGAIN	-2	/* would block: re-arm and retry */
 
@@ -60,6 +61,7 @@ struct config {
 	int		 history_size;
 	int		 dedup_window;
 	int		 reconnect_window;
+	int		 recovery_max;
 };
 
 #define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */
@@ -167,6 +169,26 @@ struct conn {
 	int			 pinged;
 	char			 user[CONN_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];
+
+	/* Session and position (sess.c, room.c) */
+	uint64_t		 owner;		/* n of host:pid:n */
+	int			 attached;	/* its session is ours */
+	int			 close_by_client;
+	uint64_t		 queued_seq;	/* last seq queued to it */
+	uint64_t		 flushed_seq;	/* queued when output drained */
+	uint64_t		 acked_seq;	/* from {"type":"ack"} */
+	int64_t			 resume_from;	/* replay after this, or -1 */
+	char			 resume_epoch[65];	/* "" for any */
+	int			 resuming;	/* claimed a session token */
+	int			 replaying;	/* live messages are held */
+	uint64_t		 replay_to;	/* latest seq at the seam */
+	struct conn_held	*held;		/* held during a replay */
+	struct conn_held	**held_tail;
+};
+struct conn_held {
+	struct conn_held	*next;
+	struct frame		*f;
+	uint64_t		 seq;		/* 0: not a message */
 };
 void		 conn_accept(int);
 void		 conn_drain_all(void);
@@ -178,6 +200,17 @@ void		 conn_close_after_write(struct conn *);
 struct evbuffer	*conn_output(struct conn *);
 void		 conn_wait(struct conn *);
 void		 conn_answered(struct conn *, int);
+
+/* sess.c */
+int		 sess_init(void);
+void		 sess_shutdown(void);
+void		 sess_new(struct conn *);
+void		 sess_owner_name(struct conn *, char *, size_t);
+int		 sess_valid_token(const char *, size_t);
+void		 sess_attach(struct conn *, const char *, uint64_t);
+int		 sess_claim(struct conn *, const char *, const char *,
+		     const char *, bus_reply_cb *, void *);
+void		 sess_detach(struct conn *);
 
 /* api.c */
 struct http_req;
@@ -200,6 +233,8 @@ void		 ws_free(struct conn *);
 /* room.c */
 struct room	*room_join(struct conn *, const char *, size_t);
 void		 room_greet(struct conn *);
+void		 room_replay(struct conn *, uint64_t, const char *);
+void		 room_replay_done(struct conn *);
 const char	*room_name(struct room *);
 uint64_t	 room_latest(struct room *);
 void		 room_leave(struct conn *);
@@ -215,7 +250,6 @@ void		 room_free_all(void);
 u_int		 room_count(void);
 
 /* bus.c */
-typedef void	 bus_reply_cb(void *, void *);
 struct bus_script {
 	const char	*body;
 	char		 sha[41];
@@ -241,7 +275,7 @@ int		 bus_unsubscribe(const char *, size_t);
 int		 bus_room_info(const char *, size_t, bus_reply_cb *, void *);
 int		 bus_publish(const char *, size_t, const char *, const char *,
 		     const char *, const char *, bus_reply_cb *, void *);
-int		 bus_range(const char *, size_t, uint64_t, uint64_t,
+int		 bus_range(const char *, size_t, uint64_t, uint64_t, int,
 		     bus_reply_cb *, void *);
 int		 bus_history(const char *, size_t, uint64_t, uint64_t, int,
 		     bus_reply_cb *, void *);

@@ -79,6 +79,7 @@ static struct {
 } rooms;
 
 static void	room_catch_up(struct room *);
+static uint64_t	room_entry_seq(const redisReply *);
 static void	room_drain(struct room *);
 
 static uint64_t
@@ -217,6 +218,12 @@ room_new(const char *name, size_t len)
 	return (r);
 }
 
+/*
+ * Welcome a member, then hold its live messages until it is known what it
+ * missed: a resumed session or a join with since replays from the
+ * client's position; a plain join records a new session first and replays
+ * from where the user left, if the store kept that.
+ */
 static void
 room_welcome(struct room *r, struct conn *c)
 {
@@ -227,6 +234,130 @@ room_welcome(struct room *r, struct conn *c)
 	c->welcomed = 1;
 	ws_send_text(c, s, strlen(s));
 	free(s);
+	c->queued_seq = c->flushed_seq = r->last;
+	c->replaying = 1;
+	c->replay_to = r->last;
+	if (c->resuming)
+		room_replay(c, c->resume_from, c->resume_epoch);
+	else
+		sess_attach(c, r->epoch, r->last);
+}
+
+/* Queue a frame to a member, or hold it while the member replays. */
+static void
+room_send(struct conn *c, struct frame *f, uint64_t seq)
+{
+	struct conn_held	*h;
+
+	if (c->replaying) {
+		h = xmalloc(sizeof *h);
+		h->next = NULL;
+		h->f = f;
+		h->seq = seq;
+		frame_ref(f);
+		if (c->held == NULL)
+			c->held_tail = &c->held;
+		*c->held_tail = h;
+		c->held_tail = &h->next;
+		return;
+	}
+	if (ws_send_frame(c, f) == 0 && seq != 0)
+		c->queued_seq = seq;
+}
+
+/* The replay is over: send what was held, in order. */
+void
+room_replay_done(struct conn *c)
+{
+	struct conn_held	*h;
+
+	c->replaying = 0;
+	while ((h = c->held) != NULL) {
+		c->held = h->next;
+		if (h->seq == 0 || h->seq > c->queued_seq)
+			room_send(c, h->f, h->seq);
+		frame_unref(h->f);
+		free(h);
+	}
+	c->held_tail = NULL;
+}
+
+static void
+room_resumed(struct conn *c, uint64_t from, uint64_t replayed, int complete)
+{
+	char	*s;
+
+	s = proto_resumed(from, c->replay_to, replayed, complete);
+	ws_send_text(c, s, strlen(s));
+	free(s);
+	room_replay_done(c);
+}
+
+static void
+room_on_replay(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_, *e, *fields;
+	struct conn	*c = arg;
+	uint64_t	 from = (uint64_t)c->resume_from, want, seq;
+	size_t		 i;
+
+	if (c->state != CONN_WS || c->room == NULL)
+		goto out;
+	want = c->replay_to - from;
+	/* All or nothing: every seq from+1..replay_to, or none. */
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != want) {
+		room_resumed(c, from, 0, 0);
+		goto out;
+	}
+	for (i = 0; i < reply->elements; i++) {
+		e = reply->element[i];
+		seq = room_entry_seq(e);
+		if (seq != from + 1 + i) {
+			room_resumed(c, from, 0, 0);
+			goto out;
+		}
+	}
+	for (i = 0; i < reply->elements; i++) {
+		fields = reply->element[i]->element[1];
+		if (fields->type == REDIS_REPLY_ARRAY && fields->elements >= 2)
+			ws_send_text(c, fields->element[1]->str,
+			    fields->element[1]->len);
+	}
+	c->queued_seq = c->replay_to;
+	room_resumed(c, from, want, 1);
+out:
+	conn_unref(c);
+}
+
+/*
+ * Replay to c what it missed after seq from, up to the seam (replay_to),
+ * if its epoch is the chat's, it is not more than recovery-max messages,
+ * and history still has every one of them; else nothing, and resumed says
+ * complete:false.
+ */
+void
+room_replay(struct conn *c, uint64_t from, const char *epoch)
+{
+	struct room	*r = c->room;
+
+	c->resume_from = from;
+	if ((*epoch != '\0' && strcmp(epoch, r->epoch) != 0) ||
+	    from > c->replay_to ||
+	    c->replay_to - from > (uint64_t)wk.cfg->recovery_max) {
+		room_resumed(c, from, 0, 0);
+		return;
+	}
+	if (from == c->replay_to) {
+		room_resumed(c, from, 0, 1);
+		return;
+	}
+	conn_ref(c);
+	if (bus_range(r->name, r->len, from + 1, c->replay_to,
+	    c->replay_to - from, room_on_replay, c) != 0) {
+		conn_unref(c);
+		room_resumed(c, from, 0, 0);
+	}
 }
 
 /*
@@ -308,8 +439,10 @@ room_deliver(struct room *r, uint64_t seq, const char *json, size_t len)
 		return;
 	f = frame_text(json, len);
 	TAILQ_FOREACH_SAFE(c, &r->members, member, next) {
-		if (c->welcomed && ws_send_frame(c, f) == 0)
+		if (c->welcomed) {
+			room_send(c, f, seq);
 			n++;
+		}
 	}
 	frame_unref(f);
 	wk.counters->msgs_out += n;
@@ -417,7 +550,7 @@ room_catch_up(struct room *r)
 		return;
 	if (r->held != NULL)
 		to = r->held->seq - 1;
-	if (bus_range(r->name, r->len, r->last + 1, to, room_on_range,
+	if (bus_range(r->name, r->len, r->last + 1, to, 0, room_on_range,
 	    r) == 0)
 		r->busy = 1;
 }
@@ -509,6 +642,39 @@ room_parse(const char *msg, size_t len, const char **epoch, size_t *elen,
 	return (0);
 }
 
+/*
+ * Not a message: "! JSON" is a frame for every member (presence), and
+ * "K TOKEN OWNER" says a session was taken over by OWNER: its older
+ * connection here, if any, is closed with 4009.
+ */
+static void
+room_control(struct room *r, const char *msg, size_t len)
+{
+	struct frame	*f;
+	struct conn	*c, *next;
+	char		 token[CONN_TOKEN_LEN + 1], owner[160], mine[160];
+
+	if (msg[0] == '!') {
+		f = frame_text(msg + 2, len - 2);
+		TAILQ_FOREACH_SAFE(c, &r->members, member, next)
+			if (c->welcomed)
+				room_send(c, f, 0);
+		frame_unref(f);
+		return;
+	}
+	if (len > 200 || sscanf(msg, "K %22s %159s", token, owner) != 2)
+		return;
+	TAILQ_FOREACH_SAFE(c, &r->members, member, next) {
+		if (strcmp(c->session, token) != 0)
+			continue;
+		sess_owner_name(c, mine, sizeof mine);
+		if (strcmp(mine, owner) == 0)
+			continue;
+		c->attached = 0;
+		ws_close(c, 4009, "session taken over by a newer connection");
+	}
+}
+
 /* A message from the chat's channel. */
 void
 room_on_message(const char *name, size_t len, const char *msg, size_t mlen)
@@ -520,6 +686,10 @@ room_on_message(const char *name, size_t len, const char *msg, size_t mlen)
 
 	if ((r = room_find(name, len)) == NULL)
 		return;
+	if (mlen > 2 && msg[1] == ' ' && (msg[0] == '!' || msg[0] == 'K')) {
+		room_control(r, msg, mlen);
+		return;
+	}
 	if (room_parse(msg, mlen, &epoch, &elen, &seq, &json, &jlen) != 0) {
 		log_warnx("chat %s: malformed message on the channel", r->name);
 		return;

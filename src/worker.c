@@ -196,11 +196,16 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 		log_warnx("bad store address %s", store_addr);
 		return (RD_EXIT_NORESPAWN);
 	}
+	if (sess_init() != 0) {
+		log_warnx("cannot set up sessions");
+		return (RD_EXIT_FATAL);
+	}
 	log_debug("serving");
 	event_base_dispatch(wk.base);
 
 	conn_free_all();
 	room_free_all();
+	sess_shutdown();
 	bus_shutdown();
 	event_base_loop(wk.base, EVLOOP_NONBLOCK);
 	evconnlistener_free(wk.listener);

@@ -146,6 +146,9 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 		room_publish(c, in.body, in.body_len, in.id);
 		break;
 	case PROTO_ACK:
+		if ((uint64_t)in.seq > c->acked_seq &&
+		    (uint64_t)in.seq <= c->queued_seq)
+			c->acked_seq = in.seq;
 		break;
 	case PROTO_HISTORY:
 		ws_history(c, in.before, in.limit);
@@ -170,8 +173,11 @@ ws_msg_cb(wslay_event_context_ptr ctx,
 		ws_close(c, 1003, "binary messages are not accepted");
 		break;
 	case WSLAY_CONNECTION_CLOSE:
-		c->close_code = arg->status_code == 0 ? 1005 :
-		    arg->status_code;
+		if (!c->ws_closing) {
+			c->close_code = arg->status_code == 0 ? 1005 :
+			    arg->status_code;
+			c->close_by_client = 1;
+		}
 		c->ws_closing = 1;
 		break;
 	default:
