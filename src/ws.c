@@ -208,6 +208,28 @@ ws_start(struct conn *c)
 	return (0);
 }
 
+/*
+ * wslay's frame parser refused the input (a fragmented or over-long
+ * control frame, a bad length): it then queues a close without a status.
+ * Say 1002 ourselves (RFC 6455 §7.4.1) and hang up once it is written.
+ */
+static void
+ws_protocol_error(struct conn *c)
+{
+	static const char reason[] = "protocol error";
+	uint8_t		 frame[2 + 2 + sizeof reason - 1];
+
+	frame[0] = 0x88;
+	frame[1] = 2 + sizeof reason - 1;
+	frame[2] = 1002 >> 8;
+	frame[3] = 1002 & 0xff;
+	memcpy(frame + 4, reason, sizeof reason - 1);
+	c->ws_closing = 1;
+	c->close_code = 1002;
+	evbuffer_add(bufferevent_get_output(c->bev), frame, sizeof frame);
+	conn_close_after_write(c);
+}
+
 /* Bytes arrived: let wslay parse them, then send what it queued. */
 void
 ws_input(struct conn *c)
@@ -219,7 +241,7 @@ ws_input(struct conn *c)
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
 	}
 	if (wslay_event_recv(c->ws) != 0) {
-		conn_close(c);
+		ws_protocol_error(c);
 		return;
 	}
 	ws_output(c);

@@ -204,8 +204,8 @@ start_racerd() {
 }
 
 # wsclient ARGS...: run tests/integration/wsclient.py, bounded in time
-# (WSC_TIMEOUT seconds, default 55).
+# (WSC_TIMEOUT seconds, default 50).
 wsclient() {
-	timeout -k 3 "${WSC_TIMEOUT:-55}" \
+	timeout -k 3 "${WSC_TIMEOUT:-50}" \
 	    $PY "$top_srcdir/tests/integration/wsclient.py" "$@"
 }
