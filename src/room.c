@@ -588,11 +588,16 @@ void
 room_on_subscribed(const char *name, size_t len)
 {
 	struct room	*r;
+	struct conn	*c;
 
 	if ((r = room_find(name, len)) == NULL)
 		return;
 	r->state = ROOM_SUBSCRIBED;
 	if (r->known) {
+		/* Members who joined while it was (re)subscribing. */
+		TAILQ_FOREACH(c, &r->members, member)
+			if (!c->welcomed)
+				room_welcome(r, c);
 		room_catch_up(r);
 		return;
 	}
