@@ -154,6 +154,7 @@ static struct {
 	struct bus_script	*scripts[BUS_SCRIPTS_MAX];
 	int			 nscripts;
 	int			 closing;
+	u_int			 pending;	/* calls awaiting a reply */
 } bus;
 
 static void	bus_connect(struct bus_link *);
@@ -573,9 +574,12 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 		wk.counters->store_errors++;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("store: %s", reply->str);
+	bus.pending--;
 	if (call->cb != NULL)
 		call->cb(reply, call->arg);
 	bus_call_free(call);
+	if (bus.pending == 0)
+		worker_store_idle();
 }
 
 /* Append one argument to a command. */
@@ -650,7 +654,15 @@ bus_call_send(struct bus_call *call)
 		bus_call_free(call);
 		return (-1);
 	}
+	bus.pending++;
 	return (0);
+}
+
+/* Calls sent and not answered yet. */
+u_int
+bus_pending(void)
+{
+	return (bus.pending);
 }
 
 /* A new command; cb (may be NULL) gets the reply. */
@@ -737,8 +749,11 @@ bus_on_reply(__unused redisAsyncContext *ac, void *r, void *arg)
 {
 	struct bus_call	*call = arg;
 
+	bus.pending--;
 	call->cb(r, call->arg);
 	bus_call_free(call);
+	if (bus.pending == 0)
+		worker_store_idle();
 }
 
 /*
@@ -768,6 +783,7 @@ bus_range(const char *chat, size_t len, uint64_t from, uint64_t to, int count,
 		free(call);
 		return (-1);
 	}
+	bus.pending++;
 	return (0);
 }
 

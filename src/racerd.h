@@ -120,6 +120,7 @@ extern struct worker	 wk;
 int		 worker_main(struct config *, struct reg *, int, int,
 		     const char *);
 void		 worker_conn_gone(void);
+void		 worker_store_idle(void);
 
 /* frame.c */
 /*
@@ -266,6 +267,7 @@ void		 bus_call_key(struct bus_call *, const char *, size_t,
 		     const char *);
 void		 bus_call_epoch(struct bus_call *);
 int		 bus_call_send(struct bus_call *);
+u_int		 bus_pending(void);
 int		 bus_init(struct event_base *, const char *, const char *,
 		     int);
 void		 bus_shutdown(void);

@@ -96,8 +96,16 @@ worker_drain_timeout(__unused evutil_socket_t fd, __unused short events,
 void
 worker_conn_gone(void)
 {
-	if (wk.draining && wk.nconns == 0)
+	/* What the last connections wrote to the store must get there. */
+	if (wk.draining && wk.nconns == 0 && bus_pending() == 0)
 		event_base_loopbreak(wk.base);
+}
+
+/* Called by bus.c when no store reply is outstanding. */
+void
+worker_store_idle(void)
+{
+	worker_conn_gone();
 }
 
 static void
@@ -120,8 +128,7 @@ worker_signal(evutil_socket_t signo, __unused short events,
 		tv.tv_usec = 0;
 		evtimer_add(wk.drain_timer, &tv);
 		conn_drain_all();
-		if (wk.nconns == 0)
-			event_base_loopbreak(wk.base);
+		worker_conn_gone();
 		break;
 	case SIGUSR1:
 		if (log_reopen() != 0)
