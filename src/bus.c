@@ -48,7 +48,10 @@
 
 /*
  * KEYS: seq, epoch, log[, dedup]; ARGV: envelope head, envelope tail,
- * fresh epoch, history-size, dedup-window, channel.
+ * fresh epoch, history-size, dedup-window, channel, now (ms), history-ttl
+ * (ms, 0: none).  Entries are {m: envelope, t: ms}.  With a ttl, entries
+ * older than it are trimmed (the oldest is looked at on every publish) and
+ * the stream expires when the chat is idle that long.
  * Returns {1, seq, epoch} or, for a repeated id, {0, seq, epoch, envelope}.
  */
 static const char bus_publish_lua[] =
@@ -67,9 +70,27 @@ static const char bus_publish_lua[] =
 "    return {0, tonumber(prev), epoch, env}\n"
 "  end\n"
 "end\n"
+"local ttl = tonumber(ARGV[8])\n"
+"if ttl > 0 then\n"
+"  local cutoff = tonumber(ARGV[7]) - ttl\n"
+"  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)\n"
+"  if first[1] and tonumber(first[1][2][4] or '0') < cutoff then\n"
+"    local old = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1000)\n"
+"    local keep = nil\n"
+"    for _, x in ipairs(old) do\n"
+"      if tonumber(x[2][4] or '0') >= cutoff then keep = x[1] break end\n"
+"    end\n"
+"    if not keep then\n"
+"      keep = (tonumber(string.match(old[#old][1], '^%d+')) + 1) .. '-0'\n"
+"    end\n"
+"    redis.call('XTRIM', KEYS[3], 'MINID', keep)\n"
+"  end\n"
+"end\n"
 "local seq = redis.call('INCR', KEYS[1])\n"
 "local env = ARGV[1] .. seq .. ARGV[2]\n"
-"redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'm', env)\n"
+"redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'm', env,\n"
+"    't', ARGV[7])\n"
+"if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end\n"
 "if KEYS[4] then redis.call('SET', KEYS[4], seq, 'EX', ARGV[5]) end\n"
 "redis.call('PUBLISH', ARGV[6], epoch .. ' ' .. seq .. ' ' .. env)\n"
 "return {1, seq, epoch}\n";
@@ -741,6 +762,9 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 	bus_call_arg(call, num, n);
 	bus_channel(dedup, sizeof dedup, chat, len);
 	bus_call_arg(call, dedup, strlen(dedup));
+	bus_call_argf(call, "%llu", (unsigned long long)util_now_ms());
+	bus_call_argf(call, "%llu", (unsigned long long)wk.cfg->history_ttl *
+	    1000);
 	return (bus_call_send(call));
 }
 

@@ -104,6 +104,8 @@ const struct config_option config_table[] = {
 	  "seconds of silence after which a WebSocket connection is dropped", NULL },
 	{ "history-size", CONFIG_INT, 1, 100000000, "10000", OFF(history_size),
 	  "messages kept per chat", NULL },
+	{ "history-ttl", CONFIG_INT, 0, 315360000, "2592000", OFF(history_ttl),
+	  "seconds a message is kept; 0: no age limit", NULL },
 	{ "dedup-window", CONFIG_INT, 1, 604800, "300", OFF(dedup_window),
 	  "seconds a message id is remembered for idempotent sends", NULL },
 	{ "recovery-max", CONFIG_INT, 1, 1000000, "1000", OFF(recovery_max),

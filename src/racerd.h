@@ -59,6 +59,7 @@ struct config {
 	int		 ping_interval;
 	int		 idle_timeout;
 	int		 history_size;
+	int		 history_ttl;
 	int		 dedup_window;
 	int		 reconnect_window;
 	int		 recovery_max;
