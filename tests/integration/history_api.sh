@@ -1,0 +1,30 @@
+#!/bin/sh
+# POST /chats/CHAT/messages authorisation: 403 when racerd has no
+# api-key-file; 401 (JSON error) without a key, with a wrong, truncated,
+# extended or case-changed key, another scheme, or no scheme; nothing of a
+# refused POST is delivered or stored. Each key of the file gets 201
+# {"seq":N} and the message reaches members as an envelope; a repeated id
+# gets the same seq; malformed bodies and chat ids get 400.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+need curl
+need redis-server
+need redis-cli
+need timeout
+$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+
+start_redis
+P1=$(free_port)
+P2=$(free_port)
+printf '# API keys\nfirst-api-key-0123456789-%s\n\nsecond-api-key-abcdefghij-%s\n' \
+    "$$" "$$" >"$T/keys"
+write_conf_as "$T/a.conf" "$P1" 2 a "redis = unix:$REDIS_SOCK" \
+    "api-key-file = $T/keys"
+write_conf_as "$T/b.conf" "$P2" 1 b "redis = unix:$REDIS_SOCK"
+start_racerd "$T/a.conf" "$P1"
+start_racerd "$T/b.conf" "$P2"
+ok "racerd a (api-key-file) and b (none) up"
+
+WSC_TIMEOUT=30 wsclient api --port "$P1" --port-nokeys "$P2" \
+    --key-file "$T/keys" --timeout 25 || fail "API authorisation (see above)"
+ok "403 without keys, 401 with a wrong one, 201 {seq} with each key"
+finish
