@@ -55,6 +55,7 @@ static const char	*config_check_listen(const char *);
 static const char	*config_check_instance(const char *);
 static const char	*config_check_path(const char *);
 static const char	*config_check_redis(const char *);
+static const char	*config_check_origins(const char *);
 static void		 config_parse_error(struct config_parse *,
 			     const char *, ...)
 			     __attribute__((__format__(__printf__, 2, 3)));
@@ -89,6 +90,15 @@ const struct config_option config_table[] = {
 	{ "redis", CONFIG_STRING, 1, PATH_MAX - 1, "embedded", OFF(redis),
 	  "the store: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]",
 	  config_check_redis },
+	{ "max-connections", CONFIG_INT, 0, 16777216, "0",
+	  OFF(max_connections),
+	  "WebSocket connections on this host at once; 0: no limit", NULL },
+	{ "max-message-rate", CONFIG_INT, 0, 1000000, "1000",
+	  OFF(max_message_rate),
+	  "messages a second one connection may send; 0: no limit", NULL },
+	{ "allowed-origins", CONFIG_STRING, 0, 4096, "", OFF(allowed_origins),
+	  "Origin values allowed to connect, separated by spaces; empty: any",
+	  config_check_origins },
 	{ "api-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "", OFF(api_key_file),
 	  "file of API keys for POST /chats/{chat}/messages; empty: none",
 	  config_check_path },
@@ -265,6 +275,31 @@ config_check_path(const char *s)
 {
 	if (*s != '/')
 		return ("is not an absolute path");
+	return (NULL);
+}
+
+/* Origins: http(s)://HOST[:PORT] words separated by blanks, or "*". */
+static const char *
+config_check_origins(const char *s)
+{
+	const char	*p, *h, *end;
+
+	for (p = s; *p != '\0'; p = end) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		end = p + strcspn(p, " \t");
+		if (end - p == 1 && *p == '*')
+			continue;
+		if (strncmp(p, "http://", 7) == 0)
+			h = p + 7;
+		else if (strncmp(p, "https://", 8) == 0)
+			h = p + 8;
+		else
+			h = NULL;
+		if (h == NULL || h >= end || memchr(h, '/', end - h) != NULL)
+			return ("is not a list of http(s)://HOST[:PORT] or *");
+	}
 	return (NULL);
 }
 

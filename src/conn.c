@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -88,7 +89,8 @@ conn_close(struct conn *c)
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
-	reg_worker_conns(wk.reg, wk.idx, -1);
+	if (c->ws != NULL)
+		reg_worker_conns(wk.reg, wk.idx, -1);
 	conn_unref(c);
 }
 
@@ -253,6 +255,31 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	free(body);
 }
 
+/*
+ * Returns 1 if a browser's Origin may connect: no allowed-origins list,
+ * no Origin header (not a browser), "*" or an exact (case-insensitive)
+ * match in the list.
+ */
+static int
+conn_origin_allowed(const char *origin)
+{
+	const char	*p = wk.cfg->allowed_origins, *end;
+	size_t		 n, len;
+
+	if (*p == '\0' || origin == NULL)
+		return (1);
+	len = strlen(origin);
+	for (; *p != '\0'; p = end) {
+		p += strspn(p, " \t");
+		end = p + strcspn(p, " \t");
+		n = end - p;
+		if ((n == 1 && *p == '*') ||
+		    (n == len && strncasecmp(p, origin, n) == 0))
+			return (1);
+	}
+	return (0);
+}
+
 /* What an upgrade waiting for the store needs of its request. */
 struct conn_upgrade {
 	struct conn	*c;
@@ -382,6 +409,16 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 
 	if (http_ws_check(req, &status, &msg, &extra) != 0) {
 		http_error(out, status, msg, extra, keep);
+		return;
+	}
+	if (!conn_origin_allowed(req->origin)) {
+		log_debug("refused origin %.100s", req->origin);
+		http_error(out, 403, "origin not allowed", NULL, keep);
+		return;
+	}
+	if (wk.cfg->max_connections > 0 &&
+	    reg_total_conns(wk.reg) >= (uint64_t)wk.cfg->max_connections) {
+		http_error(out, 503, "too many connections", NULL, keep);
 		return;
 	}
 	rc = http_query_get(req->query, "user", c->user, sizeof c->user,
@@ -641,7 +678,6 @@ conn_accept(int fd)
 	bufferevent_enable(c->bev, EV_READ|EV_WRITE);
 	TAILQ_INSERT_TAIL(&wk.conns, c, entry);
 	wk.nconns++;
-	reg_worker_conns(wk.reg, wk.idx, 1);
 	conn_arm_timer(c, wk.cfg->header_timeout);
 }
 

@@ -53,6 +53,9 @@ struct config {
 	int		 max_chats;	/* registry room capacity */
 	char		*redis;		/* "embedded", redis://..., unix:... */
 	char		*api_key_file;	/* "": no HTTP publishing */
+	char		*allowed_origins;	/* "": any */
+	int		 max_connections;	/* 0: no limit */
+	int		 max_message_rate;	/* 0: no limit */
 	int		 max_message_size;
 	int		 max_outbound_bytes;
 	int		 header_timeout;
@@ -165,6 +168,9 @@ struct conn {
 	struct room		*room;
 	int			 welcomed;	/* got its welcome */
 	int			 errors;	/* refused frames */
+	double			 tokens;	/* message rate bucket */
+	uint64_t		 tokens_at;	/* monotonic ms */
+	int			 limited;	/* rate-limited in a row */
 	int			 close_code;	/* sent or received */
 	int			 ws_closing;	/* close queued or received */
 	int			 close_wait;	/* waiting for the peer's close */

@@ -33,6 +33,7 @@
 #define WS_CLOSE_WAIT		1	/* seconds to wait for the peer's close */
 #define WS_MAX_ERRORS		10	/* refused frames before 1008 */
 #define WS_HISTORY_LIMIT	100	/* a history page without limit */
+#define WS_MAX_LIMITED		20	/* refused by the rate limit, in a row */
 
 static void	ws_check_closed(struct conn *);
 
@@ -130,6 +131,35 @@ ws_history(struct conn *c, int64_t before, int limit)
 	}
 }
 
+/*
+ * Token bucket of max-message-rate messages a second (as many may come at
+ * once).  Returns 1 if the message may go; else it is refused, and a
+ * client that keeps sending past the limit is closed with 4100.
+ */
+static int
+ws_rate_ok(struct conn *c)
+{
+	uint64_t	 now;
+	int		 rate = wk.cfg->max_message_rate;
+
+	if (rate == 0)
+		return (1);
+	now = util_mono_ms();
+	c->tokens += (double)(now - c->tokens_at) * rate / 1000.0;
+	if (c->tokens > rate)
+		c->tokens = rate;
+	c->tokens_at = now;
+	if (c->tokens >= 1.0) {
+		c->tokens -= 1.0;
+		c->limited = 0;
+		return (1);
+	}
+	ws_send_error(c, "rate_limited", "too many messages; slow down");
+	if (++c->limited >= WS_MAX_LIMITED)
+		ws_close(c, 4100, "message rate exceeded; reconnect later");
+	return (0);
+}
+
 static void
 ws_text(struct conn *c, const uint8_t *msg, size_t len)
 {
@@ -142,6 +172,8 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 	}
 	switch (in.type) {
 	case PROTO_MSG:
+		if (!ws_rate_ok(c))
+			break;
 		wk.counters->msgs_in++;
 		room_publish(c, in.body, in.body_len, in.id);
 		break;
@@ -199,6 +231,9 @@ ws_start(struct conn *c)
 	cb.on_msg_recv_callback = ws_msg_cb;
 	if (wslay_event_context_server_init(&c->ws, &cb, c) != 0)
 		return (-1);
+	reg_worker_conns(wk.reg, wk.idx, 1);
+	c->tokens = wk.cfg->max_message_rate;
+	c->tokens_at = util_mono_ms();
 	wslay_event_config_set_max_recv_msg_length(c->ws,
 	    wk.cfg->max_message_size);
 	c->state = CONN_WS;

@@ -1,0 +1,109 @@
+#!/bin/sh
+# racerd benchmark kit: run a private nginx + nchan pub/sub server, the
+# baseline racerd is compared with.
+#
+# usage: nchan.sh -p PORT -d DIR [-w WORKERS]
+#
+# Writes DIR/nginx.conf and runs nginx in the foreground (daemon off) with
+# its pid file, logs and temporary files in DIR, so the system nginx (if
+# any) is never touched.  The shell execs nginx, so "nchan.sh ... &" leaves
+# the nginx master's pid in $!; stop it with SIGTERM (or SIGQUIT) to that
+# pid.  Chat N is the channel in ws://127.0.0.1:PORT/ws/NAME: every text
+# message a WebSocket client sends is published to its channel and
+# delivered to every subscriber of it, the sender included.
+#
+# nginx-light and libnginx-mod-nchan are installed from Debian if missing;
+# a policy-rc.d that forbids starting services keeps the package scripts
+# from starting the system nginx.
+set -eu
+
+port=
+dir=
+workers=${NCHAN_WORKERS:-2}
+while getopts d:p:w: opt; do
+	case $opt in
+	d)	dir=$OPTARG ;;
+	p)	port=$OPTARG ;;
+	w)	workers=$OPTARG ;;
+	*)	port= ;;
+	esac
+done
+if [ -z "$port" ] || [ -z "$dir" ] || [ $OPTIND -le $# ]; then
+	echo "usage: nchan.sh -p PORT -d DIR [-w WORKERS]" >&2
+	exit 1
+fi
+
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null |
+	    grep -q "install ok installed"
+}
+
+if ! installed nginx-light || ! installed libnginx-mod-nchan; then
+	echo "nchan.sh: installing nginx-light libnginx-mod-nchan" >&2
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		# Keep the postinst from starting the system nginx.
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		rm_policy=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends nginx-light libnginx-mod-nchan >&2 ||
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends nginx-light \
+	    libnginx-mod-nchan >&2; }
+	[ -n "${rm_policy:-}" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+module=$(dpkg -L libnginx-mod-nchan | grep '/ngx_nchan_module\.so$' | head -1)
+if [ -z "$module" ]; then
+	echo "nchan.sh: ngx_nchan_module.so not found" >&2
+	exit 1
+fi
+
+mkdir -p "$dir/tmp"
+dir=$(cd "$dir" && pwd)
+# Workers run as nobody when the master is root.
+chmod 755 "$dir" "$dir/tmp"
+
+# 10,000 idle connections plus headroom.
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] && nofile=65536
+[ "$nofile" -gt 65536 ] && nofile=65536
+conns=$((nofile - 64))
+
+cat >"$dir/nginx.conf" <<EOF
+load_module $module;
+daemon off;
+master_process on;
+worker_processes $workers;
+worker_rlimit_nofile $nofile;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+	worker_connections $conns;
+	multi_accept on;
+}
+http {
+	access_log off;
+	client_body_temp_path $dir/tmp/body;
+	proxy_temp_path $dir/tmp/proxy;
+	fastcgi_temp_path $dir/tmp/fastcgi;
+	uwsgi_temp_path $dir/tmp/uwsgi;
+	scgi_temp_path $dir/tmp/scgi;
+	server {
+		listen 127.0.0.1:$port backlog=4096;
+		location = /healthz {
+			return 200 "ok\n";
+		}
+		location ~ /ws/(\w+)$ {
+			nchan_pubsub websocket;
+			nchan_channel_id \$1;
+			# A new subscriber waits for the next message instead of
+			# replaying the channel's buffer.
+			nchan_subscriber_first_message newest;
+		}
+	}
+}
+EOF
+
+exec nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"

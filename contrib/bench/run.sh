@@ -1,0 +1,411 @@
+#!/bin/sh
+# racerd benchmark kit: run workloads W1-W4 against racerd and, in the same
+# run, against nginx + nchan, then print each figure and the racerd/nchan
+# ratio.  See contrib/bench/README.md.
+#
+#   sh contrib/bench/run.sh                 full run (1 to 3 minutes)
+#   QUICK=1 sh contrib/bench/run.sh         small numbers, under a minute
+#   RACERD=/path/to/racerd sh contrib/bench/run.sh
+#
+# Every server runs on 127.0.0.1 on a free port, with private files in a
+# temporary directory, and is restarted for each workload.  Only processes
+# this script started are signalled, by pid; the directory is removed on
+# exit (KEEP=1 keeps it, with every loadgen output).
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${W1_CLIENTS:=200}" "${W1_SECS:=2}"
+	: "${W2_CHATS:=100}" "${W2_RATES:=1 5 20 50}" "${W2_SECS:=2}"
+	: "${W3_CLIENTS:=1000}" "${W4_SECS:=2}"
+fi
+: "${TARGETS:=racerd nchan}"		# servers to measure
+: "${WORKLOADS:=w1 w2 w3 w4}"
+: "${RACERD:=$top/build/racerd}"	# the racerd binary
+: "${WORKERS:=2}"			# worker processes of either server
+: "${SIZE:=64}"				# payload bytes
+: "${SOURCE_IPS:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4}"
+: "${W1_CLIENTS:=1000}"			# fan-out: clients in the one chat
+: "${W1_INFLIGHT:=8}"
+: "${W1_SECS:=5}"
+: "${W1_RATE:=20}"			# msg/s of the fixed-rate latency run
+: "${W2_CHATS:=1000}"			# chats of 2 clients, both sending
+: "${W2_RATES:=1 2 5 10 20 50 100 200}"	# msg/s per client, in steps
+: "${W2_SECS:=3}"
+: "${W2_P99_MS:=50}"
+: "${W3_CLIENTS:=10000}"		# idle connections
+: "${W3_CHATS:=1000}"
+: "${W4_CONCURRENCY:=50}"		# connect-upgrade-close loops
+: "${W4_SECS:=3}"
+: "${LG_OPTS:=}"			# more loadgen options, e.g. --quickack
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/racerd-bench.XXXXXX") || exit 1
+chmod 755 "$T"
+started=""		# pids of servers we started
+current=""		# pid of the server running now
+extra=""		# its store's pid (racerd), commas
+results=$T/results
+
+cleanup() {
+	for p in $started; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	sleep 0.5
+	for p in $started; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	stop_store
+	# The registry segment of our racerd instance, if it was killed.
+	rm -f "/dev/shm/racerd-bench$$"
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "run.sh: kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+say() {
+	printf '%s\n' "$*" >&2
+}
+
+# Raise our file limit (servers inherit it): 10,000 sockets and more.
+ulimit -Hn 65536 2>/dev/null
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+free_port() {
+	/usr/bin/python3 -c 'import socket; s = socket.socket();
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+http_code() {
+	curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null
+}
+
+# wait_health PORT PID: until GET /healthz is 200, for up to 120 s (the
+# first nchan start may install packages); 1 if PID died first.
+wait_health() {
+	i=0
+	while [ $i -lt 1200 ]; do
+		kill -0 "$2" 2>/dev/null || return 1
+		[ "$(http_code "http://127.0.0.1:$1/healthz")" = 200 ] &&
+		    return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+comm_of() {
+	cat "/proc/$1/comm" 2>/dev/null
+}
+
+# After start_*: $port, $current, $pids (server processes, commas),
+# $extra (the store's process for racerd, or empty).
+start_nchan() {
+	port=$(free_port)
+	d=$T/nchan.$port
+	mkdir -p "$d"
+	sh "$here/nchan.sh" -p "$port" -d "$d" -w "$WORKERS" \
+	    >"$d/stderr" 2>&1 &
+	current=$!
+	started="$started $current"
+	if ! wait_health "$port" "$current"; then
+		say "run.sh: nginx + nchan did not start:"
+		tail -n 5 "$d/stderr" "$d/error.log" >&2 2>/dev/null
+		return 1
+	fi
+	pids=$(echo "$current" $(pgrep -P "$current") | tr ' ' ,)
+	extra=
+}
+
+start_racerd() {
+	[ -x "$RACERD" ] || { say "run.sh: no racerd at $RACERD"; return 1; }
+	port=$(free_port)
+	d=$T/racerd.$port
+	mkdir -p "$d/run" "$d/state"
+	cat >"$d/racerd.conf" <<EOF
+listen = 127.0.0.1:$port
+workers = $WORKERS
+instance = bench$$
+run-dir = $d/run
+state-dir = $d/state
+log-file = $d/racerd.log
+redis = embedded
+EOF
+	[ -n "${RACERD_CONF_EXTRA:-}" ] &&
+	    printf '%s\n' "$RACERD_CONF_EXTRA" >>"$d/racerd.conf"
+	"$RACERD" -f -c "$d/racerd.conf" >"$d/stderr" 2>&1 &
+	current=$!
+	started="$started $current"
+	if ! wait_health "$port" "$current"; then
+		say "run.sh: racerd did not start:"
+		tail -n 5 "$d/stderr" "$d/racerd.log" >&2 2>/dev/null
+		return 1
+	fi
+	pids=$current
+	extra=
+	for c in $(pgrep -P "$current"); do
+		if [ "$(comm_of "$c")" = redis-server ]; then
+			extra=${extra:+$extra,}$c
+		else
+			pids=$pids,$c
+		fi
+	done
+}
+
+stop_server() {
+	[ -n "$current" ] || return 0
+	kill -TERM "$current" 2>/dev/null
+	i=0
+	while kill -0 "$current" 2>/dev/null && [ $i -lt 150 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$current" 2>/dev/null
+	wait "$current" 2>/dev/null
+	current=
+	stop_store
+}
+
+# stop_store: racerd stops its redis-server; if it could not, we do.  Only
+# a pid whose command line names our directory is ours.
+stop_store() {
+	for p in $(echo "${extra:-}" | tr , ' '); do
+		grep -q "$T" "/proc/$p/cmdline" 2>/dev/null &&
+		    kill -TERM "$p" 2>/dev/null
+	done
+	extra=
+}
+
+# rss_kb PIDS: summed VmRSS of comma-separated pids, in KiB.
+rss_kb() {
+	s=0
+	for p in $(echo "$1" | tr , ' '); do
+		r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		s=$((s + ${r:-0}))
+	done
+	echo "$s"
+}
+
+# url TARGET NAME: the WebSocket URL template of a fresh chat prefix.
+url() {
+	echo "ws://127.0.0.1:$port/ws/$2$$x%d"
+}
+
+# lg NAME ARGS...: run loadgen, keep its output, print its summary line.
+lg() {
+	name=$1
+	shift
+	# shellcheck disable=SC2086
+	"$T/loadgen" $LG_OPTS "$@" >"$T/$name.out" 2>"$T/$name.err"
+	tail -n 1 "$T/$name.out"
+}
+
+# field KEY LINE: the value of KEY=value in a summary line.
+field() {
+	echo "$2" | awk -v k="$1" '{ for (i = 1; i <= NF; i++)
+	    if (index($i, k "=") == 1) {
+		print substr($i, length(k) + 2)
+		exit
+	    } }'
+}
+
+put() {
+	echo "$1 $2 $3" >>"$results"
+}
+
+get() {
+	awk -v t="$1" -v k="$2" '$1 == t && $2 == k { v = $3 } END {
+	    print (v == "" ? "n/a" : v) }' "$results" 2>/dev/null
+}
+
+# clean LINE: 1 if nothing was lost, refused or out of order.
+clean() {
+	for k in connect_errors lost reordered seq_errors misrouted \
+	    server_errors server_closes drops; do
+		v=$(field "$k" "$1")
+		[ "${v:-0}" = 0 ] || { echo 0; return; }
+	done
+	echo 1
+}
+
+w1() {
+	t=$1
+	cpu="--cpu-pids $pids${extra:+ --cpu-pids-extra $extra}"
+	# shellcheck disable=SC2086
+	l=$(lg "$t-w1-tput" --mode "$t" --url "$(url "$t" w1a)" \
+	    --clients "$W1_CLIENTS" --inflight "$W1_INFLIGHT" \
+	    --duration "$W1_SECS" --size "$SIZE" $cpu)
+	say "  $t W1 $W1_INFLIGHT in flight: $l"
+	put "$t" w1_dps "$(field deliveries/s "$l")"
+	put "$t" w1_us "$(field server_us/delivery "$l")"
+	put "$t" w1_us_all "$(field server+extra_us/delivery "$l")"
+	put "$t" w1_clean "$(clean "$l")"
+	put "$t" w1_ccpu "$(field client_cpu "$l")"
+	l=$(lg "$t-w1-lat" --mode "$t" --url "$(url "$t" w1b)" \
+	    --clients "$W1_CLIENTS" --inflight 1 --duration "$W1_SECS" \
+	    --size "$SIZE")
+	say "  $t W1 1 in flight: $l"
+	put "$t" w1_p50 "$(field p50_ms "$l")"
+	put "$t" w1_p99 "$(field p99_ms "$l")"
+	put "$t" w1_lclean "$(clean "$l")"
+	# The same fan-out at a fixed rate well below either server's limit.
+	l=$(lg "$t-w1-rate" --mode "$t" --url "$(url "$t" w1c)" \
+	    --clients "$W1_CLIENTS" --rate "$W1_RATE" --duration "$W1_SECS" \
+	    --size "$SIZE")
+	say "  $t W1 $W1_RATE msg/s: $l"
+	put "$t" w1_rp50 "$(field p50_ms "$l")"
+	put "$t" w1_rp99 "$(field p99_ms "$l")"
+	put "$t" w1_rclean "$(clean "$l")"
+}
+
+w2() {
+	t=$1
+	best=0
+	bdps=0
+	for r in $W2_RATES; do
+		name=w2r$(echo "$r" | tr . p)x
+		l=$(lg "$t-w2-$r" --mode "$t" --url "$(url "$t" "$name")" \
+		    --clients $((2 * W2_CHATS)) --chats "$W2_CHATS" \
+		    --senders $((2 * W2_CHATS)) --rate "$r" \
+		    --duration "$W2_SECS" --drain 2 --size "$SIZE" \
+		    --source-ips "$SOURCE_IPS")
+		say "  $t W2 $r msg/s: $l"
+		p99=$(field p99_ms "$l")
+		ok=$(awk -v p="${p99:-999999}" -v m="$W2_P99_MS" \
+		    'BEGIN { print ((p < m) ? 1 : 0) }')
+		if [ "$ok" != 1 ] || [ "$(clean "$l")" != 1 ]; then
+			break
+		fi
+		best=$r
+		bdps=$(field deliveries/s "$l")
+	done
+	put "$t" w2_rate "$best"
+	put "$t" w2_dps "$bdps"
+}
+
+w3() {
+	t=$1
+	sleep 1
+	all=$pids${extra:+,$extra}
+	r0=$(rss_kb "$pids")
+	a0=$(rss_kb "$all")
+	# shellcheck disable=SC2086
+	"$T/loadgen" $LG_OPTS --mode "$t" --url "$(url "$t" w3)" --idle \
+	    --clients "$W3_CLIENTS" --chats "$W3_CHATS" --duration 4 \
+	    --source-ips "$SOURCE_IPS" >"$T/$t-w3.out" 2>"$T/$t-w3.err" &
+	lgpid=$!
+	i=0
+	while ! grep -q 'loadgen: ready' "$T/$t-w3.err" 2>/dev/null &&
+	    [ "$i" -lt 600 ] &&
+	    kill -0 "$lgpid" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 1.5
+	r1=$(rss_kb "$pids")
+	a1=$(rss_kb "$all")
+	wait "$lgpid"
+	l=$(tail -n 1 "$T/$t-w3.out")
+	say "  $t W3: $l; RSS $r0 -> $r1 KiB (with store $a0 -> $a1)"
+	n=$(field connections "$l")
+	if [ "${n:-0}" -gt 0 ]; then
+		put "$t" w3_bytes $(((r1 - r0) * 1024 / n))
+		[ -n "$extra" ] &&
+		    put "$t" w3_bytes_all $(((a1 - a0) * 1024 / n))
+		put "$t" w3_conns "$n"
+	fi
+}
+
+w4() {
+	t=$1
+	l=$(lg "$t-w4" --mode "$t" --url "$(url "$t" w4)" --connect-only \
+	    --clients "$W4_CONCURRENCY" --chats 1000 --duration "$W4_SECS" \
+	    --source-ips "$SOURCE_IPS")
+	say "  $t W4: $l"
+	put "$t" w4_hps "$(field handshakes/s "$l")"
+	put "$t" w4_errors "$(field connect_errors "$l")"
+}
+
+# busy_pct: how much of the machine other processes used over 1 s.
+busy_pct() {
+	a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+	sleep 1
+	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+	echo "$a $b" | awk '{ u = $3 - $1; i = $4 - $2;
+	    printf "%d", (u + i > 0) ? 100 * u / (u + i) : 0 }'
+}
+
+cc -O2 -Wall -Wextra -o "$T/loadgen" "$here/loadgen.c" \
+    $(pkg-config --cflags --libs libevent_core) -lm || {
+	say "run.sh: cannot build loadgen (apt-get install libevent-dev)"
+	exit 1
+}
+
+busy=$(busy_pct)
+say "run.sh: $(nproc) CPUs, ${busy}% busy before the run; loadgen and the"
+say "        server share them"
+[ "$busy" -gt 15 ] &&
+    say "run.sh: warning: the machine is busy, figures will be noisy"
+
+# Each workload on a freshly started server of each target.
+: >"$results"
+for w in $WORKLOADS; do
+	for t in $TARGETS; do
+		case $t in
+		racerd)	start_racerd || { stop_server; continue; } ;;
+		nchan)	start_nchan || { stop_server; continue; } ;;
+		*)	say "run.sh: unknown target $t"; exit 1 ;;
+		esac
+		say "$w on $t (port $port, pids $pids${extra:+, store $extra})"
+		$w "$t"
+		stop_server
+	done
+done
+
+# ratio A B: A/B to 2 decimals, or n/a.
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+	    if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0)
+		printf "%.2f", a / b; else printf "n/a" }'
+}
+
+row() {
+	r=$(get racerd "$2")
+	n=$(get nchan "$2")
+	printf '%-46s %12s %12s %8s  %s\n' "$1" "$r" "$n" \
+	    "$(ratio "$r" "$n")" "$3"
+}
+
+printf '\n%-46s %12s %12s %8s\n' "figure" "racerd" "nchan" "r/n"
+row "W1 deliveries/s ($W1_CLIENTS clients, $W1_INFLIGHT in flight)" w1_dps \
+    "higher is better"
+row "W1 server CPU us/delivery" w1_us "lower is better"
+row "W1 server CPU us/delivery, with redis-server" w1_us_all \
+    "lower is better"
+row "W1 p50 latency ms (1 in flight)" w1_p50 "lower is better"
+row "W1 p99 latency ms (1 in flight)" w1_p99 "lower is better"
+row "W1 p50 latency ms ($W1_RATE msg/s)" w1_rp50 "lower is better"
+row "W1 p99 latency ms ($W1_RATE msg/s)" w1_rp99 "lower is better"
+row "W2 max msg/s per client, p99<${W2_P99_MS}ms, no loss" w2_rate \
+    "higher is better"
+row "W2 deliveries/s at that rate" w2_dps ""
+row "W3 RSS bytes per idle connection" w3_bytes "lower is better"
+row "W3 RSS bytes per idle conn., with redis-server" w3_bytes_all \
+    "lower is better"
+row "W4 handshakes/s ($W4_CONCURRENCY loops)" w4_hps "higher is better"
+busy=$(busy_pct)
+echo "machine: $(nproc) CPUs, ${busy}% busy right after the run (others)"
+for t in $TARGETS; do
+	case "$(get "$t" w1_clean)$(get "$t" w1_lclean)$(get "$t" w1_rclean)" in
+	*0*)	say "note: $t lost or refused messages in W1 (see above)" ;;
+	esac
+	c=$(get "$t" w1_ccpu)
+	awk -v c="$c" 'BEGIN { exit !(c + 0 > 0.9) }' &&
+	    say "note: loadgen used $c CPU in $t W1: it may be the limit"
+done
+exit 0
