@@ -2,6 +2,7 @@
 /*
  * GET  /chats/{chat}/messages?since=S&before=B&limit=N  a history page
  * POST /chats/{chat}/messages                          publish (API key)
+ * GET  /chats/{chat}/presence                          who is there
  *
  * Both answer asynchronously: the connection stops reading requests
  * (conn_wait) until the store has answered and conn_answered() is called,
@@ -358,4 +359,88 @@ api_messages(struct conn *c, const struct http_req *req, const char *chat,
 	http_error(conn_output(c), 405, "method not allowed",
 	    "Allow: GET, POST\r\n", keep);
 	return (0);
+}
+
+static int
+api_cmp_member(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *)a, *(char *const *)b));
+}
+
+static void
+api_on_presence(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_, *v;
+	struct api_req	*a = arg;
+	json_t		*o, *list, *m;
+	char		**users, *body, *sp;
+	size_t		 i, j, n = 0;
+	int		 connected;
+
+	if (a->c->state != CONN_HTTP)
+		goto out;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+		http_error(conn_output(a->c), 503, "store unavailable", NULL,
+		    a->keep);
+		conn_answered(a->c, a->keep);
+		goto out;
+	}
+	/* Values are "STATE USER" per session; one entry per user. */
+	users = xcalloc(reply->elements / 2 + 1, sizeof *users);
+	for (i = 1; i < reply->elements; i += 2) {
+		v = reply->element[i];
+		if (v->type == REDIS_REPLY_STRING &&
+		    (sp = strchr(v->str, ' ')) != NULL)
+			users[n++] = v->str;
+	}
+	qsort(users, n, sizeof *users, api_cmp_member);
+	list = json_array();
+	for (i = 0; i < n; i = j) {
+		sp = strchr(users[i], ' ');
+		connected = 0;
+		for (j = i; j < n && strcmp(strchr(users[j], ' '), sp) == 0;
+		    j++)
+			connected |= strncmp(users[j], "connected ", 10) == 0;
+		m = json_pack("{s:s, s:s}", "user", sp + 1, "state",
+		    connected ? "connected" : "away");
+		json_array_append_new(list, m);
+	}
+	free(users);
+	o = json_pack("{s:s, s:o}", "chat", a->chat, "members", list);
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	http_response(conn_output(a->c), 200, NULL, "application/json", body,
+	    strlen(body), a->keep);
+	free(body);
+	conn_answered(a->c, a->keep);
+out:
+	api_req_free(a);
+}
+
+/*
+ * GET /chats/{chat}/presence: members connected or away, on every host.
+ * Returns 0 when answered, or RD_AGAIN when the answer comes later.
+ */
+int
+api_presence(struct conn *c, const struct http_req *req, const char *chat,
+    size_t len, int keep)
+{
+	struct api_req	*a;
+	struct bus_call	*call;
+
+	if (req->method != HTTP_GET) {
+		http_error(conn_output(c), 405, "method not allowed",
+		    "Allow: GET\r\n", keep);
+		return (0);
+	}
+	a = api_req_new(c, chat, len, keep);
+	call = bus_call_new(api_on_presence, a);
+	bus_call_arg(call, "HGETALL", 7);
+	bus_call_key(call, chat, len, "who");
+	if (bus_call_send(call) != 0) {
+		http_error(conn_output(c), 503, "store unavailable", NULL, keep);
+		api_req_free(a);
+		conn_answered(c, keep);
+	}
+	return (RD_AGAIN);
 }

@@ -518,6 +518,10 @@ conn_request(struct conn *c, const struct http_req *req)
 		if (api_messages(c, req, chat, chat_len, keep) == RD_AGAIN)
 			return;
 		break;
+	case HTTP_ROUTE_PRESENCE:
+		if (api_presence(c, req, chat, chat_len, keep) == RD_AGAIN)
+			return;
+		break;
 	case HTTP_ROUTE_BAD_ID:
 		http_error(out, 400, "invalid chat id", NULL, keep);
 		break;

@@ -225,6 +225,8 @@ struct http_req;
 int		 api_load_keys(const char *, char **);
 int		 api_messages(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
+int		 api_presence(struct conn *, const struct http_req *,
+		     const char *, size_t, int);
 
 /* ws.c */
 int		 ws_start(struct conn *);

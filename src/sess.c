@@ -50,12 +50,13 @@
 	"'! {\"type\":\"presence\",\"event\":\"" ev "\",\"user\":\"' .. "
 
 /*
- * Plain join.  KEYS: sess, pos, due; ARGV: user, owner, epoch, last,
- * deadline, member, channel.  Returns the stored position or nil.
+ * Plain join.  KEYS: sess, pos, due, who; ARGV: user, owner, epoch, last,
+ * deadline, member, channel, token.  Returns the stored position or nil.
  */
 static const char sess_attach_lua[] =
 "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'owner', ARGV[2],\n"
 "    'epoch', ARGV[3], 'last', ARGV[4], 'state', 'attached')\n"
+"redis.call('HSET', KEYS[4], ARGV[8], 'connected ' .. ARGV[1])\n"
 "redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])\n"
 "redis.call('PUBLISH', ARGV[7], " SESS_PRESENCE("join") "ARGV[1] .. '\"}')\n"
 "local pos = redis.call('GET', KEYS[2])\n"
@@ -63,7 +64,7 @@ static const char sess_attach_lua[] =
 "return pos\n";
 
 /*
- * Resume.  KEYS: sess, due; ARGV: owner, deadline, member, channel, token,
+ * Resume.  KEYS: sess, due, who; ARGV: owner, deadline, member, channel, token,
  * user ("" for any).  Returns nil (unknown or expired), "user" (someone
  * else's), or {user, epoch, last, previous state}.
  */
@@ -72,6 +73,7 @@ static const char sess_claim_lua[] =
 "if not s[1] then return false end\n"
 "if ARGV[6] ~= '' and ARGV[6] ~= s[1] then return 'user' end\n"
 "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'state', 'attached')\n"
+"redis.call('HSET', KEYS[3], ARGV[5], 'connected ' .. s[1])\n"
 "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])\n"
 "if s[4] == 'attached' then\n"
 "  redis.call('PUBLISH', ARGV[4], 'K ' .. ARGV[5] .. ' ' .. ARGV[1])\n"
@@ -81,24 +83,26 @@ static const char sess_claim_lua[] =
 "return {s[1], s[2], s[3], s[4]}\n";
 
 /*
- * The connection dropped.  KEYS: sess, due; ARGV: owner, last, deadline,
- * member, channel, user.  Returns 1, or 0 if another connection owns it.
+ * The connection dropped.  KEYS: sess, due, who; ARGV: owner, last,
+ * deadline, member, channel, user, token.  Returns 1, or 0 if another connection owns it.
  */
 static const char sess_detach_lua[] =
 "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end\n"
 "redis.call('HSET', KEYS[1], 'state', 'away', 'last', ARGV[2])\n"
+"redis.call('HSET', KEYS[3], ARGV[7], 'away ' .. ARGV[6])\n"
 "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
 "redis.call('PUBLISH', ARGV[5], " SESS_PRESENCE("away") "ARGV[6] .. '\"}')\n"
 "return 1\n";
 
 /*
- * The client closed with 1000.  KEYS: sess, due, pos; ARGV: owner, member,
- * last, pos ttl, channel, user.  Returns 1, or 0 if not the owner.
+ * The client closed with 1000.  KEYS: sess, due, pos, who; ARGV: owner,
+ * member, last, pos ttl, channel, user, token.  Returns 1, or 0 if not the owner.
  */
 static const char sess_end_lua[] =
 "local s = redis.call('HMGET', KEYS[1], 'owner', 'epoch')\n"
 "if s[1] ~= ARGV[1] then return 0 end\n"
 "redis.call('DEL', KEYS[1])\n"
+"redis.call('HDEL', KEYS[4], ARGV[7])\n"
 "redis.call('ZREM', KEYS[2], ARGV[2])\n"
 "redis.call('SET', KEYS[3], s[2] .. ' ' .. ARGV[3], 'EX', ARGV[4])\n"
 "redis.call('PUBLISH', ARGV[5], " SESS_PRESENCE("leave") "ARGV[6] .. '\"}')\n"
@@ -122,12 +126,14 @@ static const char sess_expire_lua[] =
 "    redis.call('ZREM', KEYS[1], m)\n"
 "  elseif s[1] == 'attached' then\n"
 "    redis.call('HSET', sk, 'state', 'away')\n"
+"    redis.call('HSET', pre .. ':who', token, 'away ' .. s[2])\n"
 "    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), m)\n"
 "    redis.call('PUBLISH', pre, " SESS_PRESENCE("away") "s[2] .. '\"}')\n"
 "  else\n"
 "    redis.call('SET', pre .. ':pos:' .. s[2], s[3] .. ' ' .. s[4],\n"
 "        'EX', ARGV[3])\n"
 "    redis.call('DEL', sk)\n"
+"    redis.call('HDEL', pre .. ':who', token)\n"
 "    redis.call('ZREM', KEYS[1], m)\n"
 "    redis.call('PUBLISH', pre, " SESS_PRESENCE("leave") "s[2] .. '\"}')\n"
 "    n = n + 1\n"
@@ -333,10 +339,11 @@ sess_attach(struct conn *c, const char *epoch, uint64_t last)
 	sess_channel(ch, sizeof ch, chat);
 	conn_ref(c);
 	call = bus_script_call(&sess.attach, sess_on_attached, c);
-	bus_call_arg(call, "3", 1);
+	bus_call_arg(call, "4", 1);
 	bus_call_argf(call, "racerd:{chat:%s}:sess:%s", chat, c->session);
 	bus_call_argf(call, "racerd:{chat:%s}:pos:%s", chat, c->user);
 	bus_call_arg(call, SESS_DUE, strlen(SESS_DUE));
+	bus_call_argf(call, "racerd:{chat:%s}:who", chat);
 	bus_call_arg(call, c->user, strlen(c->user));
 	bus_call_arg(call, owner, strlen(owner));
 	bus_call_arg(call, epoch, strlen(epoch));
@@ -345,6 +352,7 @@ sess_attach(struct conn *c, const char *epoch, uint64_t last)
 	    (unsigned long long)util_now_ms() + SESS_LEASE_MS);
 	bus_call_argf(call, "%.*s %s", (int)len, chat, c->session);
 	bus_call_arg(call, ch, strlen(ch));
+	bus_call_arg(call, c->session, strlen(c->session));
 	if (bus_call_send(call) != 0) {
 		room_replay_done(c);
 		conn_unref(c);
@@ -366,9 +374,10 @@ sess_claim(struct conn *c, const char *chat, const char *token,
 	sess_owner_name(c, owner, sizeof owner);
 	sess_channel(ch, sizeof ch, chat);
 	call = bus_script_call(&sess.claim, cb, arg);
-	bus_call_arg(call, "2", 1);
+	bus_call_arg(call, "3", 1);
 	bus_call_argf(call, "racerd:{chat:%s}:sess:%s", chat, token);
 	bus_call_arg(call, SESS_DUE, strlen(SESS_DUE));
+	bus_call_argf(call, "racerd:{chat:%s}:who", chat);
 	bus_call_arg(call, owner, strlen(owner));
 	bus_call_argf(call, "%llu",
 	    (unsigned long long)util_now_ms() + SESS_LEASE_MS);
@@ -406,21 +415,23 @@ sess_detach(struct conn *c)
 		last = c->acked_seq;
 	if (c->close_code == 1000 && c->close_by_client) {
 		call = bus_script_call(&sess.end, NULL, NULL);
-		bus_call_arg(call, "3", 1);
+		bus_call_arg(call, "4", 1);
 		bus_call_argf(call, "racerd:{chat:%s}:sess:%s", chat,
 		    c->session);
 		bus_call_arg(call, SESS_DUE, strlen(SESS_DUE));
 		bus_call_argf(call, "racerd:{chat:%s}:pos:%s", chat, c->user);
+		bus_call_argf(call, "racerd:{chat:%s}:who", chat);
 		bus_call_arg(call, owner, strlen(owner));
 		bus_call_argf(call, "%s %s", chat, c->session);
 		bus_call_argf(call, "%llu", (unsigned long long)last);
 		bus_call_argf(call, "%d", SESS_POS_TTL);
 	} else {
 		call = bus_script_call(&sess.detach, NULL, NULL);
-		bus_call_arg(call, "2", 1);
+		bus_call_arg(call, "3", 1);
 		bus_call_argf(call, "racerd:{chat:%s}:sess:%s", chat,
 		    c->session);
 		bus_call_arg(call, SESS_DUE, strlen(SESS_DUE));
+		bus_call_argf(call, "racerd:{chat:%s}:who", chat);
 		bus_call_arg(call, owner, strlen(owner));
 		bus_call_argf(call, "%llu", (unsigned long long)last);
 		bus_call_argf(call, "%llu", (unsigned long long)util_now_ms() +
@@ -429,6 +440,7 @@ sess_detach(struct conn *c)
 	}
 	bus_call_arg(call, ch, strlen(ch));
 	bus_call_arg(call, c->user, strlen(c->user));
+	bus_call_arg(call, c->session, strlen(c->session));
 	if (bus_call_send(call) != 0)
 		log_warnx("store down: session of %s in %s not recorded; its "
 		    "lease ends it", c->user, chat);
