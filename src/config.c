@@ -120,6 +120,8 @@ const struct config_option config_table[] = {
 	  "seconds a message id is remembered for idempotent sends", NULL },
 	{ "recovery-max", CONFIG_INT, 1, 1000000, "1000", OFF(recovery_max),
 	  "most missed messages replayed on a resume", NULL },
+	{ "session-lease", CONFIG_INT, 3, 3600, "30", OFF(session_lease),
+	  "seconds a connected session outlives its host's silence", NULL },
 	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),
 	  "seconds a dropped client's session stays resumable", NULL },
 };

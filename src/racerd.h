@@ -66,6 +66,7 @@ struct config {
 	int		 dedup_window;
 	int		 reconnect_window;
 	int		 recovery_max;
+	int		 session_lease;
 };
 
 #define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */

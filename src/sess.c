@@ -6,8 +6,8 @@
  * "attached" or "away".  One sorted set, racerd:due, holds every session's
  * deadline (member "CHAT TOKEN"):
  *
- * - attached: a lease (SESS_LEASE_MS) that the owning worker renews every
- *   SESS_RENEW_MS; when a host or worker dies the lease lapses and the
+ * - attached: a lease (session-lease seconds) that the owning worker renews
+ *   every third of it; when a host or worker dies the lease lapses and the
  *   session turns away, resumable for reconnect-window seconds;
  * - away: the end of the reconnect window.
  *
@@ -41,8 +41,8 @@
 
 #define SESS_DUE		"racerd:due"
 #define SESS_EXPIRE_MS		1000
-#define SESS_RENEW_MS		10000
-#define SESS_LEASE_MS		30000
+#define SESS_LEASE_MS		((uint64_t)wk.cfg->session_lease * 1000)
+#define SESS_RENEW_MS		(SESS_LEASE_MS / 3)
 #define SESS_POS_TTL		(30 * 24 * 3600)	/* seconds */
 #define SESS_RENEW_BATCH	500
 
@@ -349,7 +349,7 @@ sess_attach(struct conn *c, const char *epoch, uint64_t last)
 	bus_call_arg(call, epoch, strlen(epoch));
 	bus_call_argf(call, "%llu", (unsigned long long)last);
 	bus_call_argf(call, "%llu",
-	    (unsigned long long)util_now_ms() + SESS_LEASE_MS);
+	    (unsigned long long)(util_now_ms() + SESS_LEASE_MS));
 	bus_call_argf(call, "%.*s %s", (int)len, chat, c->session);
 	bus_call_arg(call, ch, strlen(ch));
 	bus_call_arg(call, c->session, strlen(c->session));
@@ -380,7 +380,7 @@ sess_claim(struct conn *c, const char *chat, const char *token,
 	bus_call_argf(call, "racerd:{chat:%s}:who", chat);
 	bus_call_arg(call, owner, strlen(owner));
 	bus_call_argf(call, "%llu",
-	    (unsigned long long)util_now_ms() + SESS_LEASE_MS);
+	    (unsigned long long)(util_now_ms() + SESS_LEASE_MS));
 	bus_call_argf(call, "%s %s", chat, token);
 	bus_call_arg(call, ch, strlen(ch));
 	bus_call_arg(call, token, strlen(token));

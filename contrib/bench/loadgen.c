@@ -159,8 +159,8 @@ struct lg_opts {
 	int		 idle;
 	int		 quickack;
 	enum lg_mode	 mode;
-	char		*cpu_pids;
-	char		*cpu_pids_extra;
+	const char	*cpu_pids;
+	const char	*cpu_pids_extra;
 };
 
 struct lg_stats {
@@ -1884,10 +1884,10 @@ lg_option(int ch, const char *arg)
 		lg.opt.quickack = 1;
 		break;
 	case 'p':
-		lg.opt.cpu_pids = (char *)arg;
+		lg.opt.cpu_pids = arg;
 		break;
 	case 'P':
-		lg.opt.cpu_pids_extra = (char *)arg;
+		lg.opt.cpu_pids_extra = arg;
 		break;
 	case 'X':
 		exit(lg_selftest() == 0 ? 0 : 1);
