@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "racerd.h"
+#include "testutil.h"
 
 Suite		*config_suite(void);
 
@@ -743,9 +744,8 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner		*sr;
 	const char	*tmp;
-	int		 failed;
+	int		 rc;
 
 	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
 		tmp = "/tmp";
@@ -756,11 +756,7 @@ main(void)
 		return (EXIT_FAILURE);
 	}
 
-	sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-
+	rc = testutil_run(config_suite());
 	nftw(test_dir, test_remove, 16, FTW_DEPTH | FTW_PHYS);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (rc);
 }

@@ -12,6 +12,7 @@
 
 #include "racerd.h"
 #include "http.h"
+#include "testutil.h"
 
 #define MAX_HEADER	8192
 #define MAX_BODY	65536
@@ -868,12 +869,5 @@ http_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(http_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (testutil_run(http_suite()));
 }

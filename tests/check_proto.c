@@ -17,6 +17,7 @@
 
 #include "racerd.h"
 #include "proto.h"
+#include "testutil.h"
 
 Suite	*proto_suite(void);
 
@@ -827,12 +828,5 @@ proto_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(proto_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (testutil_run(proto_suite()));
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "registry.h"
+#include "testutil.h"
 
 #define T_NAMES		4	/* segment names per test */
 #define T_CHILDREN	8	/* most children a test forks at once */
@@ -1276,12 +1277,5 @@ registry_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(registry_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (testutil_run(registry_suite()));
 }
