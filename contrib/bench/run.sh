@@ -24,6 +24,9 @@ fi
 : "${TARGETS:=racerd nchan}"		# servers to measure
 : "${WORKLOADS:=w1 w2 w3 w4}"
 : "${RACERD:=$top/build/racerd}"	# the racerd binary
+# Measure throughput, not the per-connection rate limit (set it empty for
+# a racerd that predates max-message-rate).
+: "${RACERD_CONF_EXTRA=max-message-rate = 0}"
 : "${WORKERS:=2}"			# worker processes of either server
 : "${SIZE:=64}"				# payload bytes
 : "${SOURCE_IPS:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4}"
