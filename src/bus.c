@@ -141,6 +141,7 @@ struct bus_link {
 	unsigned		 backoff;	/* ms */
 	struct event		*retry;
 	uint64_t		 probe_sent;	/* 0: none outstanding */
+	uint64_t		 heard;		/* last reply or message */
 	char			 why[128];	/* why it is down */
 };
 
@@ -307,6 +308,7 @@ bus_on_pong(redisAsyncContext *ac, void *r, __unused void *arg)
 
 	if (reply == NULL)
 		return;
+	l->heard = util_mono_ms();
 	if (reply->type == REDIS_REPLY_ERROR) {
 		bus_down(l, reply->str);
 		return;
@@ -369,8 +371,9 @@ bus_probe(__unused evutil_socket_t fd, __unused short events,
 
 	l = &bus.cmd;
 	if (l->ac != NULL) {
+		/* Busy is not dead: only silence since the probe is. */
 		if (l->probe_sent != 0 && now - l->probe_sent >
-		    BUS_DEADLINE_MS) {
+		    BUS_DEADLINE_MS && l->heard < l->probe_sent) {
 			log_warnx("store cmd connection did not answer within "
 			    "%d ms; reconnecting", BUS_DEADLINE_MS);
 			bus_down(l, "probe timed out");
@@ -385,7 +388,8 @@ bus_probe(__unused evutil_socket_t fd, __unused short events,
 	l = &bus.sub;
 	if (l->ac == NULL)
 		return;
-	if (l->probe_sent != 0 && now - l->probe_sent > BUS_DEADLINE_MS) {
+	if (l->probe_sent != 0 && now - l->probe_sent > BUS_DEADLINE_MS &&
+	    bus.sub_seen < l->probe_sent) {
 		log_warnx("store sub connection did not deliver a probe "
 		    "within %d ms; reconnecting", BUS_DEADLINE_MS);
 		bus_down(l, "probe timed out");
@@ -596,6 +600,7 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("store: %s", reply->str);
 	bus.pending--;
+	bus.cmd.heard = util_mono_ms();
 	if (call->cb != NULL)
 		call->cb(reply, call->arg);
 	bus_call_free(call);
@@ -774,6 +779,7 @@ bus_on_reply(__unused redisAsyncContext *ac, void *r, void *arg)
 	struct bus_call	*call = arg;
 
 	bus.pending--;
+	bus.cmd.heard = util_mono_ms();
 	call->cb(r, call->arg);
 	bus_call_free(call);
 	if (bus.pending == 0)

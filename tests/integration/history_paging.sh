@@ -16,7 +16,9 @@ $PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 PORT=$(free_port)
 echo "history-paging-test-key-$$" >"$T/keys"
-write_conf "$T/racerd.conf" "$PORT" 2 "api-key-file = $T/keys"
+# max-message-rate 0: one client writes 4,000 messages as fast as it can.
+write_conf "$T/racerd.conf" "$PORT" 2 "api-key-file = $T/keys" \
+    "max-message-rate = 0"
 start_racerd "$T/racerd.conf" "$PORT"
 ok "racerd up (embedded store)"
 
