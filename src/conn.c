@@ -616,14 +616,100 @@ conn_read_cb(__unused struct bufferevent *bev, void *arg)
 		ws_input(c);
 }
 
+/* Everything queued to the connection has been written. */
+static void
+conn_drained(struct conn *c)
+{
+	c->flushed_seq = c->queued_seq;
+	if (c->state == CONN_CLOSING)
+		conn_close(c);
+}
+
+/* The bufferevent finished what a partial write left: back to idle. */
 static void
 conn_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
-	c->flushed_seq = c->queued_seq;
-	if (c->state == CONN_CLOSING)
+	bufferevent_disable(c->bev, EV_WRITE);
+	conn_drained(c);
+}
+
+/*
+ * Write what is queued to one connection now; only what the socket does
+ * not take waits for the bufferevent's write event.
+ */
+static void
+conn_flush(struct conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	int		 n, saved;
+
+	if (c->state == CONN_DEAD || evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent freezes its output's front; so does it. */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(c->bev));
+	saved = errno;
+	evbuffer_freeze(out, 1);
+	if (n == -1 && saved != EAGAIN && saved != EINTR) {
+		log_debug("write to %s: %s", c->user, strerror(saved));
+		if (c->state == CONN_WS && c->close_code == 0)
+			c->close_code = 1006;
 		conn_close(c);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
+	else
+		conn_drained(c);
+}
+
+/*
+ * Once per loop turn, after every callback that queued output: one write
+ * per connection for everything queued to it in that turn, instead of a
+ * write event armed and disarmed per message.
+ */
+static void
+conn_flush_all(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	struct conn	*c;
+
+	wk.flush_armed = 0;
+	while ((c = TAILQ_FIRST(&wk.flushq)) != NULL) {
+		TAILQ_REMOVE(&wk.flushq, c, flushq);
+		c->flush_queued = 0;
+		conn_flush(c);
+		conn_unref(c);
+	}
+}
+
+/* Output was queued: flush the connection at the end of this loop turn. */
+static void
+conn_outbuf_cb(__unused struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (info->n_added == 0 || c->flush_queued || c->state == CONN_DEAD)
+		return;
+	c->flush_queued = 1;
+	conn_ref(c);
+	TAILQ_INSERT_TAIL(&wk.flushq, c, flushq);
+	if (!wk.flush_armed) {
+		wk.flush_armed = 1;
+		event_active(wk.flush_ev, EV_TIMEOUT, 0);
+	}
+}
+
+/* Set up the per-turn flush; once per worker. */
+int
+conn_init(void)
+{
+	TAILQ_INIT(&wk.flushq);
+	wk.flush_ev = event_new(wk.base, -1, 0, conn_flush_all, NULL);
+	return (wk.flush_ev == NULL ? -1 : 0);
 }
 
 static void
@@ -679,7 +765,10 @@ conn_accept(int fd)
 	c->state = CONN_HTTP;
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
-	bufferevent_enable(c->bev, EV_READ|EV_WRITE);
+	if (evbuffer_add_cb(bufferevent_get_output(c->bev), conn_outbuf_cb,
+	    c) == NULL)
+		fatalx("conn_accept: out of memory");
+	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&wk.conns, c, entry);
 	wk.nconns++;
 	conn_arm_timer(c, wk.cfg->header_timeout);

@@ -119,6 +119,9 @@ struct worker {
 	int			 draining;
 	struct conns		 conns;
 	int			 nconns;
+	TAILQ_HEAD(, conn)	 flushq;	/* output to write this turn */
+	struct event		*flush_ev;
+	int			 flush_armed;
 	struct reg_counters	*counters;	/* ours, in the registry */
 };
 extern struct worker	 wk;
@@ -155,6 +158,8 @@ struct room;
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;		/* wk.conns */
 	TAILQ_ENTRY(conn)	 member;	/* room->members */
+	TAILQ_ENTRY(conn)	 flushq;	/* wk.flushq */
+	int			 flush_queued;
 	u_int			 refs;
 	enum conn_state		 state;
 	struct bufferevent	*bev;
@@ -199,6 +204,7 @@ struct conn_held {
 	struct frame		*f;
 	uint64_t		 seq;		/* 0: not a message */
 };
+int		 conn_init(void);
 void		 conn_accept(int);
 void		 conn_drain_all(void);
 void		 conn_free_all(void);

@@ -193,6 +193,10 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	reg_worker_heartbeat(reg, idx, util_mono_ms());
 
 	wk.counters = reg_worker_counters(reg, idx);
+	if (conn_init() != 0) {
+		log_warnx("cannot create events");
+		return (RD_EXIT_FATAL);
+	}
 	if (api_load_keys(cfg->api_key_file, &cause) != 0) {
 		log_warnx("%s", cause);
 		free(cause);
@@ -222,6 +226,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	event_free(susr1);
 	event_free(wk.accept_pause);
 	event_free(wk.drain_timer);
+	event_free(wk.flush_ev);
 	event_base_free(wk.base);
 	return (RD_EXIT_OK);
 }

@@ -1572,6 +1572,18 @@ def proc_ppid(pid):
         return None
 
 
+def children(pid):
+    """The pids of a process's children."""
+    out = []
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
 async def wait_exit(pid, timeout):
     """Until pid is gone or a zombie; returns True if it got there."""
     return await until(lambda: proc_state(pid) in (None, "Z"), timeout, 0.05)
@@ -2240,9 +2252,11 @@ async def do_history_check(a):
            "limit=0", "limit=-1", "limit=abc", "limit=", "limit=1001",
            "before=abc", "before=-5", "before=0", "before=",
            "since=5%00abc", "since=%2B1"]
+    n400 = 0
     for q in bad:
         st, _, body = http_get_retry(port,
                                      "/chats/%s/messages?%s" % (chat, q))
+        n400 += st == 400
         if check(st == 400, "GET ?%s: status %d, expected 400 (%r)" %
                  (q, st, body[:100])):
             try:
@@ -2252,6 +2266,7 @@ async def do_history_check(a):
             except ValueError:
                 fail("GET ?%s: 400 body is not JSON: %r" % (q, body[:100]))
     st, _, _ = http_get_retry(port, "/chats/a!b/messages")
+    n400 += st == 400
     check(st == 400, "GET /chats/a!b/messages: status %d, expected 400" % st)
     o = get_page(port, chat, "since=%%3%d" % 5)
     check(o is not None and (o.get("messages") or [{}])[0].get("seq") == 6,
@@ -2259,7 +2274,7 @@ async def do_history_check(a):
     o = get_page(port, chat, "limit=1000&since=%d" % (n - 1000))
     check(o is not None and len(o.get("messages") or []) == 1000,
           "limit=1000 is allowed")
-    note("%d malformed queries answered 400" % (len(bad) + 1))
+    note("%d of %d malformed queries answered 400" % (n400, len(bad) + 1))
 
     if RETRIED_503:
         note("503 answers retried: %d" % sum(RETRIED_503.values()))
@@ -2669,16 +2684,16 @@ async def do_takeover(a):
 # --------------------------------------------------------------------------
 # Subcommand: workerkill (sess_worker_kill.sh)
 
-async def do_workerkill(a):
-    port, win = a.port, a.window
-    chat = "wkill-" + tag()
-    m = await sconnect(port, chat, "user=watcher")
+async def victims_elsewhere(a, chat, m, prefix):
+    """a.victims clients of chat on one worker other than m's, and that
+    worker's pid (a child of a.master); None if not found."""
     victims, spare = [], []
     for i in range(60):
         # Every attempt has a user of its own: the sessions of those that
         # land on the watcher's worker must not touch a victim's position.
-        c = await sconnect(port, chat, "user=v%d" % i)
-        if c.worker != m.worker:
+        c = await sconnect(a.port, chat, "user=%s%d" % (prefix, i))
+        if c.worker != m.worker and (not victims or
+                                     c.worker == victims[0].worker):
             victims.append(c)
             if len(victims) == a.victims:
                 break
@@ -2686,13 +2701,11 @@ async def do_workerkill(a):
             spare.append(c)
     for c in spare:
         await c.close(1000)
-    if not check(len(victims) == a.victims, "only %d clients landed on a "
+    if not check(len(victims) == a.victims, "only %d clients landed on one "
                  "worker other than the watcher's (%s)" %
                  (len(victims), m.worker)):
-        return
+        return None
     wk = victims[0].worker
-    check(all(c.worker == wk for c in victims) or a.workers > 2,
-          "victims on workers %r" % [c.worker for c in victims])
     out = await asyncio.to_thread(
         lambda: subprocess.run([a.regdump, a.segment], capture_output=True,
                                text=True, timeout=10).stdout)
@@ -2704,9 +2717,47 @@ async def do_workerkill(a):
     if not check(pid is not None and proc_ppid(pid) == a.master,
                  "worker %s: pid %r is not a child of master %d:\n%s" %
                  (wk, pid, a.master, out)):
-        return
+        return None
     note("watcher on worker %s; %d victims on worker %s (pid %d)" %
          (m.worker, len(victims), wk, pid))
+    return victims, pid
+
+
+async def watch_leaves(m, users, t0, lo, hi):
+    """Until m saw presence leave for every user, at most hi seconds after
+    t0; each must come between lo and hi seconds after t0."""
+    seen = {}
+    while time.monotonic() < t0 + hi + 2 and len(seen) < len(users):
+        for u in users:
+            if u not in seen and m.saw("leave", u):
+                seen[u] = time.monotonic() - t0
+        await asyncio.sleep(0.01)
+    note("leave seen %s s later (expected %.1f..%.1f s)" %
+         ({u: round(t, 2) for u, t in sorted(seen.items())}, lo, hi))
+    for u in users:
+        t = seen.get(u)
+        if check(t is not None, "watcher saw no leave for %s within %.1f s"
+                 % (u, hi + 2)):
+            check(lo <= t <= hi, "%s: leave %.2f s after the drop, expected"
+                  " %.1f..%.1f s" % (u, t, lo, hi))
+
+
+async def do_workerkill(a):
+    port, win = a.port, a.window
+    await workerkill_dropped(a, port, win)
+    if a.lease:
+        await workerkill_connected(a, port, win)
+    check(kill_ok(a.master), "master %d died" % a.master)
+
+
+async def workerkill_dropped(a, port, win):
+    """Victims drop (TCP abort), then their worker is killed."""
+    chat = "wkill-" + tag()
+    m = await sconnect(port, chat, "user=watcher")
+    found = await victims_elsewhere(a, chat, m, "v")
+    if found is None:
+        return
+    victims, pid = found
     for k in range(3):
         await m.send_msg("x", "wk-%d" % k)
     for c in victims:
@@ -2718,7 +2769,7 @@ async def do_workerkill(a):
         c.ws.transport.abort()
     t0 = time.monotonic()
     check(await until(lambda: all(m.saw("away", c.user) for c in victims),
-                      5), "watcher saw away for %r" %
+                      5), "watcher saw away for %r only" %
           [c.user for c in victims if m.saw("away", c.user)])
     os.kill(pid, signal.SIGKILL)
     note("victims dropped; worker %d killed %.2f s later" %
@@ -2726,23 +2777,8 @@ async def do_workerkill(a):
     for k in range(3, 5):
         await m.send_msg("x", "wk-%d" % k)
     check(await m.wait_msgs(5, 10), "watcher has %d of 5" % len(m.msgs))
-    seen = {}
-    end = t0 + win + a.slack + 2
-    while time.monotonic() < end and len(seen) < len(victims):
-        for c in victims:
-            if c.user not in seen and m.saw("leave", c.user):
-                seen[c.user] = time.monotonic() - t0
-        await asyncio.sleep(0.01)
-    note("leave seen after %s s (window %d s)" %
-         ({u: round(t, 2) for u, t in sorted(seen.items())}, win))
-    for c in victims:
-        t = seen.get(c.user)
-        if check(t is not None, "watcher saw no leave for %s within %.1f s "
-                 "of the drop (window %d s)" % (c.user, win + a.slack + 2,
-                                                win)):
-            check(win - 0.2 <= t <= win + a.slack,
-                  "%s: leave %.2f s after the drop (window %d s, slack "
-                  "%.1f s)" % (c.user, t, win, a.slack))
+    await watch_leaves(m, [c.user for c in victims], t0, win - 0.2,
+                       win + a.slack)
     for c in victims:
         key = "racerd:{chat:%s}:pos:%s" % (chat, c.user)
         v = (await redis_cli(a.redis_sock, "GET", key)).strip()
@@ -2755,8 +2791,81 @@ async def do_workerkill(a):
     await j.wait_msgs(2, 5)
     await until(lambda: j.resumed is not None, 5)
     check_resume(j, 3, True, "%s's next join" % j.user, to=5)
-    check(kill_ok(a.master), "master %d died" % a.master)
     await j.close()
+    await m.close()
+
+
+async def workerkill_connected(a, port, win):
+    """The worker is killed while its victims are still connected: their
+    sessions are attached to a dead worker.  One resumes at once (a take-
+    over of the dead worker's session); the others turn away when the
+    lease lapses and leave after the window, their positions stored."""
+    lease = a.lease
+    chat = "wkill2-" + tag()
+    if not check(await until(lambda: len([1 for c in children(a.master)
+                                          if proc_state(c) not in
+                                          (None, "Z")]) >= a.workers, 5),
+                 "the killed worker was not replaced"):
+        return
+    m = await sconnect(port, chat, "user=watcher")
+    found = await victims_elsewhere(a, chat, m, "w")
+    if found is None:
+        return
+    victims, pid = found
+    for k in range(3):
+        await m.send_msg("x", "wk2-%d" % k)
+    for c in victims:
+        check(await c.wait_msgs(3, 10), "%s got %d of 3" % (c.user,
+                                                            len(c.msgs)))
+    epoch = m.welcome.get("epoch")
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    note("worker %d killed with %d victims connected" % (pid, len(victims)))
+    ok = await until(lambda: all(c.closed is not None for c in victims), 5)
+    check(ok, "victims' connections still open 5 s after their worker died")
+    for k in range(3, 5):
+        await m.send_msg("x", "wk2-%d" % k)
+    check(await m.wait_msgs(5, 10), "watcher has %d of 5" % len(m.msgs))
+    # One resumes at once, its session still attached to the dead worker.
+    first, rest = victims[0], victims[1:]
+    r = await sconnect(port, chat, rq(first.welcome.get("session"), 3,
+                                      first.user))
+    await until(lambda: r.resumed is not None, 5)
+    check_resume(r, 3, True, "%s resuming %.2f s after its worker died" %
+                 (first.user, time.monotonic() - t0), to=5)
+    # The others: away when the lease lapses, leave after the window.
+    ok = await until(lambda: all(m.saw("away", c.user) for c in rest),
+                     lease + a.slack + 1, 0.01)
+    t1 = time.monotonic()
+    note("away after %.2f s (session-lease %d s)" % (t1 - t0, lease))
+    check(ok, "watcher saw away only for %r within %.1f s of the kill "
+          "(session-lease %d s)" % ([c.user for c in rest
+                                     if m.saw("away", c.user)],
+                                    lease + a.slack + 1, lease))
+    # The window runs from away.
+    await watch_leaves(m, [c.user for c in rest], t1, win - 0.2,
+                       win + a.slack)
+    check(not m.saw("leave", first.user), "leave for %s, who resumed" %
+          first.user)
+    pos = {}
+    for c in rest:
+        key = "racerd:{chat:%s}:pos:%s" % (chat, c.user)
+        v = (await redis_cli(a.redis_sock, "GET", key)).strip()
+        f = v.split()
+        if check(len(f) == 2 and f[0] == epoch and f[1].isdigit() and
+                 int(f[1]) <= 3, "%s = %r, expected %r with a seq <= 3" %
+                 (key, v, epoch)):
+            pos[c.user] = int(f[1])
+    note("positions stored for the victims of the dead worker: %s (they "
+         "had received 1..3)" % pos)
+    if rest and rest[0].user in pos:
+        u, p = rest[0].user, pos[rest[0].user]
+        j = await sconnect(port, chat, "user=%s" % u)
+        await j.wait_msgs(5 - p, 5)
+        await until(lambda: j.resumed is not None, 5)
+        check_resume(j, p, True, "%s's next join" % u, to=5)
+        await j.close()
+    await r.close()
     await m.close()
 
 
@@ -2949,6 +3058,9 @@ def sess_main():
     p.add_argument("--victims", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--slack", type=float, default=2.5)
+    p.add_argument("--lease", type=int, default=0,
+                   help="session-lease: also kill a worker with its "
+                   "clients connected")
     p.add_argument("--master", type=int, required=True)
     p.add_argument("--regdump", required=True)
     p.add_argument("--segment", required=True)
@@ -2969,6 +3081,1383 @@ def sess_main():
           "workerkill": do_workerkill, "api": do_api}[a.cmd]
     run_async(fn(a), a.timeout)
     return 1 if FAILS else 0
+
+
+# --------------------------------------------------------------------------
+# Resilience tests (tests/integration/res_*.sh): subcommands outage, proxy,
+# blackhole, slow, presence and limits.  A block of its own, dispatched
+# before main() (see the end of this block), so that the subcommands above
+# stay as they are.
+
+RES = {}
+
+
+def res_cmd(name):
+    def deco(f):
+        RES[name] = f
+        return f
+    return deco
+
+
+def now():
+    return time.monotonic()
+
+
+class RClient:
+    """A joined client that keeps every frame with its arrival time.
+
+    msgs: "msg" envelopes in arrival order; times: their arrival times;
+    presence: (t, event, user); errors: error frames; resp: the frames that
+    answer this client's own sends (error frames, and messages from itself).
+    """
+
+    def __init__(self, ws, welcome, worker, port, chat, user):
+        self.ws = ws
+        self.welcome = welcome
+        self.worker = worker
+        self.port = port
+        self.chat = chat
+        self.user = user
+        self.msgs = []
+        self.times = []
+        self.presence = []
+        self.errors = []
+        self.other = []
+        self.resp = asyncio.Queue()
+        self.closed = None
+        self.closed_at = None
+        self.changed = asyncio.Event()
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self):
+        try:
+            async for raw in self.ws:
+                t = now()
+                try:
+                    m = json.loads(raw)
+                except ValueError:
+                    m = {"type": "<bad json>", "raw": raw[:200]}
+                if not isinstance(m, dict):
+                    m = {"type": "<not an object>", "raw": raw[:200]}
+                typ = m.get("type")
+                if typ == "msg":
+                    self.msgs.append(m)
+                    self.times.append(t)
+                    if m.get("from") == self.user:
+                        self.resp.put_nowait(m)
+                elif typ == "presence":
+                    self.presence.append((t, m.get("event"), m.get("user")))
+                elif typ == "error":
+                    self.errors.append((t, m))
+                    self.resp.put_nowait(m)
+                else:
+                    self.other.append(m)
+                self.changed.set()
+        except websockets.ConnectionClosed:
+            pass
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            self.other.append({"type": "<reader error>", "error": repr(e)})
+        self.closed = (self.ws.close_code, self.ws.close_reason)
+        self.closed_at = now()
+        self.changed.set()
+
+    async def wait_until(self, pred, timeout):
+        """Wait until pred() holds (or the connection ended); bounded."""
+        end = now() + timeout
+        while not pred():
+            left = end - now()
+            if left <= 0 or self.closed is not None:
+                return pred()
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def send_msg(self, body, mid=None):
+        m = {"type": "msg", "body": body}
+        if mid is not None:
+            m["id"] = mid
+        await self.ws.send(json.dumps(m))
+
+    async def answer(self, mid, timeout):
+        """The answer to a send of mid: ("ack", seq), ("error", code) or None.
+
+        Messages of this client with another id (late copies of earlier
+        sends) are skipped.
+        """
+        end = now() + timeout
+        while True:
+            left = end - now()
+            if left <= 0:
+                return None
+            try:
+                m = await asyncio.wait_for(self.resp.get(), left)
+            except asyncio.TimeoutError:
+                return None
+            if m.get("type") == "error":
+                return ("error", m.get("code"))
+            if m.get("id") == mid:
+                return ("ack", m.get("seq"))
+
+    async def close(self, code=1000):
+        try:
+            await asyncio.wait_for(self.ws.close(code), 5)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            await asyncio.wait_for(self.task, 5)
+        except Exception:  # noqa: BLE001
+            self.task.cancel()
+
+    def abort(self):
+        """Drop the TCP connection without a close frame."""
+        self.ws.transport.abort()
+
+
+async def rjoin(port, chat, user, timeout=10, query=""):
+    """Join chat as user; returns an RClient after the welcome."""
+    url = ws_url(port, chat, user) + query
+    try:
+        ws = await asyncio.wait_for(websockets.connect(
+            url, max_size=None, ping_interval=None, close_timeout=3,
+            max_queue=None), timeout)
+    except asyncio.TimeoutError:
+        raise JoinError("no handshake answer within %d s" % timeout)
+    try:
+        raw = await asyncio.wait_for(ws.recv(), timeout)
+    except BaseException:
+        ws.transport.abort()
+        raise
+    try:
+        welcome = json.loads(raw)
+    except ValueError:
+        welcome = {"type": "<bad json>", "raw": raw}
+    return RClient(ws, welcome, ws.response_headers.get("X-Racerd-Worker"),
+                   port, chat, user)
+
+
+def http_get(port, path, timeout=5, headers=None):
+    """(status, body bytes); status 0 when there is no answer."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+    finally:
+        c.close()
+
+
+def fetch_history(port, chat, limit=1000):
+    """Every message of a chat over HTTP: (latest, epoch, envelopes)."""
+    since, out, latest, epoch = 0, [], None, None
+    for _ in range(10000):
+        st, body = http_get(port, "/chats/%s/messages?since=%d&limit=%d" %
+                            (chat, since, limit))
+        if st != 200:
+            fail("GET history of %s since %d: status %d %r" %
+                 (chat, since, st, body[:200]))
+            return latest, epoch, out
+        page = json.loads(body)
+        latest, epoch = page.get("latest"), page.get("epoch")
+        out.extend(page.get("messages") or [])
+        if page.get("next") is None:
+            break
+        since = page["next"]
+    return latest, epoch, out
+
+
+def metric(port, name):
+    st, body = http_get(port, "/metrics")
+    for line in body.decode("utf-8", "replace").splitlines():
+        f = line.split()
+        if len(f) == 2 and f[0] == name:
+            return float(f[1])
+    return None
+
+
+def rss_kib(pid, field="VmRSS"):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def slot_pid(regdump_path, segment, slot):
+    out = subprocess.run([regdump_path, segment], capture_output=True,
+                         text=True, timeout=10).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:2] == ["slot", str(slot)] and "pid" in f:
+            return int(f[f.index("pid") + 1])
+    return None
+
+
+def log_lines(path, pattern):
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n") for line in f if re.search(pattern,
+                                                                 line)]
+    except OSError:
+        return []
+
+
+def stream_check(c, total, retried=()):
+    """Why c's stream is not seq 1..total once each, in order (or None).
+
+    A client that sent an id again after "unavailable" gets the stored
+    original as the answer to the repeat, besides the copy in the stream;
+    one such extra copy per retried id of its own is set aside.  Returns
+    (why or None, number of copies set aside, of which out of order).
+    """
+    last, excused, ahead, bad = 0, set(), 0, []
+    for m in c.msgs:
+        s = m.get("seq")
+        if s == last + 1:
+            last = s
+            continue
+        key = m.get("id")
+        if m.get("from") == c.user and key in retried and \
+                key not in excused:
+            excused.add(key)
+            if isinstance(s, int) and s > last:
+                ahead += 1
+            continue
+        bad.append((last, s))
+    why = None
+    if bad or last != total:
+        why = ("stream breaks at %d place(s), e.g. after seq %s came %s; "
+               "stream reached seq %d of %d" %
+               (len(bad), bad[0][0] if bad else "-",
+                bad[0][1] if bad else "-", last, total))
+    return why, len(excused), ahead
+
+
+# ---- outage
+
+@res_cmd("outage")
+async def do_outage(a):
+    port = a.port
+    chat = "outage-%d" % os.getpid()
+    argv = json.loads(a.redis_argv)
+    clients = []
+    for i in range(a.clients):
+        clients.append(await rjoin(port, chat, "o%02d" % i))
+        await asyncio.sleep(0.01)
+    for c in clients:
+        check_welcome(c, fresh=True)
+    note("%d clients joined %s on workers %s" %
+         (len(clients), chat,
+          dict(collections.Counter(c.worker for c in clients))))
+    if FAILS:
+        return
+
+    ph = {"kill": None, "restart": None, "up": None, "healthy": None}
+    stop = [False]
+    attempts = []           # (t, user, id, outcome, detail)
+    acks = {}               # (user, id) -> seq
+    sent_ids = collections.defaultdict(list)
+    retried = collections.defaultdict(set)
+    samples = []            # (t, status, body)
+    done = [False]
+
+    async def sender(c):
+        k = 0
+        while not stop[0]:
+            mid = "%s-%d" % (c.user, k)
+            sent_ids[c.user].append(mid)
+            tries = 0
+            while True:
+                t = now()
+                try:
+                    await c.send_msg("m %s %d" % (c.user, k), mid)
+                except websockets.ConnectionClosed:
+                    fail("%s: connection closed while sending %s (%r)" %
+                         (c.user, mid, c.closed))
+                    return
+                r = await c.answer(mid, 10)
+                if r is None:
+                    attempts.append((t, c.user, mid, "none", None))
+                    fail("%s: send of %s (try %d) got neither its echo "
+                         "nor an error within 10 s" % (c.user, mid,
+                                                       tries + 1))
+                    return
+                attempts.append((t, c.user, mid, r[0], r[1]))
+                if r[0] == "ack":
+                    acks[(c.user, mid)] = r[1]
+                    break
+                if r[1] != "unavailable":
+                    fail("%s: send of %s refused with %r, expected "
+                         "unavailable" % (c.user, mid, r[1]))
+                tries += 1
+                retried[c.user].add(mid)
+                if tries > 400:
+                    fail("%s: %s refused %d times" % (c.user, mid, tries))
+                    return
+                await asyncio.sleep(a.retry)
+            k += 1
+            await asyncio.sleep(a.interval)
+
+    async def poller():
+        while not done[0]:
+            t = now()
+            st, body = await asyncio.to_thread(http_get, port, "/healthz",
+                                               2)
+            samples.append((t, st, body))
+            await asyncio.sleep(0.1)
+
+    def redis_ping():
+        try:
+            out = subprocess.run(["redis-cli", "-s", a.redis_sock, "ping"],
+                                 capture_output=True, text=True,
+                                 timeout=2).stdout
+        except subprocess.TimeoutExpired:
+            return False
+        return out.strip() == "PONG"
+
+    poll = asyncio.ensure_future(poller())
+    t0 = now()
+    senders = [asyncio.ensure_future(sender(c)) for c in clients]
+    await asyncio.sleep(a.before)
+    before_acks = len(acks)
+    os.kill(a.redis_pid, 9)
+    ph["kill"] = now()
+    note("t=%.2f s: redis-server %d killed (-9) after %d acknowledged "
+         "messages" % (ph["kill"] - t0, a.redis_pid, before_acks))
+    await asyncio.sleep(a.down)
+    ph["restart"] = now()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(a.pidfile, "w") as f:
+        f.write("%d\n" % p.pid)
+    while not await asyncio.to_thread(redis_ping):
+        if now() - ph["restart"] > 10:
+            fail("restarted redis-server does not answer PING")
+            stop[0] = done[0] = True
+            return
+        await asyncio.sleep(0.05)
+    ph["up"] = now()
+    n_down = len(acks) - before_acks
+    note("t=%.2f s: redis-server restarted (pid %d), answers PING at "
+         "t=%.2f s" % (ph["restart"] - t0, p.pid, ph["up"] - t0))
+    while not any(s[0] > ph["up"] and s[1] == 200 for s in samples):
+        if now() - ph["up"] > 20:
+            fail("/healthz not 200 within 20 s of the store's return")
+            break
+        await asyncio.sleep(0.05)
+    ph["healthy"] = now()
+    note("t=%.2f s: /healthz 200 again (%.2f s after the store answered)"
+         % (ph["healthy"] - t0, ph["healthy"] - ph["up"]))
+    await asyncio.sleep(a.after)
+    stop[0] = True
+    await asyncio.wait(senders, timeout=20)
+    for s in senders:
+        if not s.done():
+            fail("a sender did not finish within 20 s of the stop")
+            s.cancel()
+    # 10 answers of 200 in a row (both workers' links are back).
+    run, end = 0, now() + 15
+    while run < 10 and now() < end:
+        st, body = await asyncio.to_thread(http_get, port, "/healthz", 2)
+        run = run + 1 if st == 200 else 0
+        await asyncio.sleep(0.05)
+    done[0] = True
+    await poll
+    check(run >= 10, "/healthz did not answer 200 ten times in a row after "
+          "the outage")
+
+    # ---- what the store has
+    latest, epoch, hist = await asyncio.to_thread(fetch_history, port, chat)
+    check(epoch == clients[0].welcome.get("epoch"),
+          "epoch changed across the outage: %r -> %r (history lost?)" %
+          (clients[0].welcome.get("epoch"), epoch))
+    seqs = [m.get("seq") for m in hist]
+    why = describe_seqs(seqs, 1, latest or 0)
+    check(why is None, "history: %s" % why)
+    where = collections.defaultdict(list)
+    for m in hist:
+        where[(m.get("from"), m.get("id"))].append(m.get("seq"))
+    dup = {k: v for k, v in where.items() if len(v) > 1}
+    check(not dup, "%d message(s) stored more than once, e.g. %r" %
+          (len(dup), list(dup.items())[:3]))
+    lost = [(k, s) for k, s in acks.items() if where.get(k) != [s]]
+    check(not lost, "%d of %d acknowledged messages are not in history once "
+          "with their acknowledged seq, e.g. %r" %
+          (len(lost), len(acks), [(k, s, where.get(k)) for k, s in
+                                  lost[:3]]))
+    allids = {(u, i) for u, ids in sent_ids.items() for i in ids}
+    unacked = allids - set(acks)
+    check(not unacked, "%d message(s) never acknowledged, e.g. %r" %
+          (len(unacked), sorted(unacked)[:3]))
+    strange = set(where) - allids
+    check(not strange, "history holds messages nobody sent: %r" %
+          sorted(strange)[:3])
+    note("history: %d messages, seq 1..%r, each acknowledged one once "
+         "(%d acknowledged during the outage)" % (len(hist), latest, n_down))
+
+    # ---- what each client received
+    aside = ahead = 0
+    for c in clients:
+        if not await c.wait_until(lambda: len(c.msgs) >= (latest or 0), 15):
+            pass
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.3)
+    for c in clients:
+        why, n, nahead = stream_check(c, latest or 0, retried[c.user])
+        aside += n
+        ahead += nahead
+        check(why is None, "%s (worker %s): %s" % (c.user, c.worker, why))
+        check(c.closed is None, "%s was disconnected: %r" % (c.user,
+                                                             c.closed))
+        odd = [o for o in c.other]
+        check(not odd, "%s: unexpected frames %r" % (c.user, odd[:3]))
+    note("every client received seq 1..%r once, in order (%d repeat "
+         "answers to retried ids set aside, %d of them ahead of the "
+         "stream)" % (latest, aside, ahead))
+
+    # ---- sends during the outage
+    lo, hi = ph["kill"] + 0.2, ph["up"]
+    during = [x for x in attempts if lo <= x[0] < hi]
+    outcomes = collections.Counter((x[3], x[4]) if x[3] == "error"
+                                   else (x[3],) for x in during)
+    bad = [x for x in during if (x[3], x[4]) != ("error", "unavailable")]
+    check(during, "no send was attempted while the store was down")
+    check(not bad, "sends while the store was down answered otherwise "
+          "than unavailable: %r" % bad[:5])
+    users = {x[1] for x in during}
+    check(len(users) == len(clients), "only %d of %d clients sent while "
+          "the store was down" % (len(users), len(clients)))
+    note("%d sends while the store was down: %s" %
+         (len(during), dict(outcomes)))
+
+    # ---- /healthz
+    pre = [s for s in samples if s[0] < ph["kill"]]
+    check(pre and all(s[1] == 200 for s in pre),
+          "/healthz before the outage: %r" %
+          sorted(collections.Counter(s[1] for s in pre).items()))
+    dn = [s for s in samples if lo <= s[0] < hi]
+    check(dn, "no /healthz sample while the store was down")
+    not503 = [(round(s[0] - t0, 2), s[1]) for s in dn if s[1] != 503]
+    check(not not503, "/healthz while the store was down: %r" %
+          not503[:5])
+    for s in dn[:1]:
+        try:
+            o = json.loads(s[2])
+            check(isinstance(o.get("error"), str),
+                  "/healthz 503 body has no \"error\": %r" % s[2][:200])
+            note("/healthz during the outage: 503 %s" % s[2][:160].decode())
+        except ValueError:
+            fail("/healthz 503 body is not JSON: %r" % s[2][:200])
+    for c in clients:
+        await c.close()
+
+
+# ---- proxy (a store link that can be blackholed)
+
+@res_cmd("proxy")
+async def do_proxy(a):
+    """Forward TCP 127.0.0.1:LISTEN to the unix socket TO; control socket.
+
+    Control commands, one per line: "list" (one line per connection: id,
+    name from CLIENT SETNAME, state, t_open, t_closed, closed_by);
+    "blackhole REGEX" (connections open now whose name matches drop every
+    byte from now on, both ways, while staying open; answers "ok ID...");
+    "status ID".  Times are CLOCK_MONOTONIC seconds.
+    """
+    pairs = {}
+    nid = [0]
+    out = sys.stdout
+
+    def log(msg):
+        out.write("%.3f %s\n" % (now(), msg))
+        out.flush()
+
+    async def pump(p, src, dst, up):
+        try:
+            while True:
+                data = await src.read(65536)
+                if not data:
+                    break
+                if up and p["name"] is None and len(p["head"]) < 4096:
+                    p["head"] += data
+                    mt = re.search(rb"SETNAME\r\n\$\d+\r\n([^\r]+)\r\n",
+                                   p["head"])
+                    if mt:
+                        p["name"] = mt.group(1).decode("latin-1")
+                        log("conn %d is %s" % (p["id"], p["name"]))
+                if p["black"]:
+                    p["dropped"] += len(data)
+                    continue
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        if p["closed"] is None:
+            p["closed"] = now()
+            p["closed_by"] = "racerd" if up else "redis"
+            log("conn %d (%s) closed by %s; %d bytes dropped" %
+                (p["id"], p["name"], p["closed_by"], p["dropped"]))
+        for w in (p["cw"], p["sw"]):
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def on_client(cr, cw):
+        nid[0] += 1
+        p = {"id": nid[0], "name": None, "head": b"", "black": False,
+             "opened": now(), "closed": None, "closed_by": None,
+             "dropped": 0, "cw": cw, "sw": None}
+        try:
+            sr, sw = await asyncio.open_unix_connection(a.to)
+        except OSError as e:
+            log("conn %d: cannot reach %s: %r" % (p["id"], a.to, e))
+            cw.close()
+            return
+        p["sw"] = sw
+        pairs[p["id"]] = p
+        log("conn %d open" % p["id"])
+        await asyncio.gather(pump(p, cr, sw, True), pump(p, sr, cw, False))
+
+    def line_of(p):
+        return "%d %s %s %.3f %s %s" % (
+            p["id"], p["name"], "closed" if p["closed"] else
+            ("black" if p["black"] else "open"), p["opened"],
+            "%.3f" % p["closed"] if p["closed"] else "-",
+            p["closed_by"] or "-")
+
+    async def on_ctl(r, w):
+        try:
+            while True:
+                line = await r.readline()
+                if not line:
+                    break
+                f = line.decode().split(None, 1)
+                if not f:
+                    continue
+                if f[0] == "list":
+                    ans = "".join(line_of(p) + "\n" for p in pairs.values())
+                    ans += ".\n"
+                elif f[0] == "blackhole" and len(f) == 2:
+                    ids = []
+                    for p in pairs.values():
+                        if p["closed"] is None and p["name"] and \
+                                re.search(f[1].strip(), p["name"]):
+                            p["black"] = True
+                            ids.append(str(p["id"]))
+                            log("conn %d (%s) blackholed" % (p["id"],
+                                                            p["name"]))
+                    ans = "ok %s\n" % " ".join(ids)
+                elif f[0] == "status" and len(f) == 2 and \
+                        int(f[1]) in pairs:
+                    ans = line_of(pairs[int(f[1])]) + "\n"
+                else:
+                    ans = "error\n"
+                w.write(ans.encode())
+                await w.drain()
+        except (ConnectionError, OSError, ValueError):
+            pass
+        w.close()
+
+    srv = await asyncio.start_server(on_client, "127.0.0.1", a.listen)
+    ctl = await asyncio.start_unix_server(on_ctl, a.ctl)
+    log("proxy 127.0.0.1:%d -> %s, control %s" % (a.listen, a.to, a.ctl))
+    async with srv, ctl:
+        await asyncio.sleep(a.lifetime)
+
+
+async def proxy_ctl(path, cmd):
+    r, w = await asyncio.open_unix_connection(path)
+    w.write((cmd + "\n").encode())
+    await w.drain()
+    lines = []
+    while True:
+        line = (await asyncio.wait_for(r.readline(), 5)).decode()
+        if not line:
+            break
+        line = line.rstrip("\n")
+        if cmd == "list":
+            if line == ".":
+                break
+            lines.append(line)
+        else:
+            lines.append(line)
+            break
+    w.close()
+    return lines
+
+
+# ---- blackhole
+
+@res_cmd("blackhole")
+async def do_blackhole(a):
+    port = a.port
+    chat = "bh-%d" % os.getpid()
+    clients = []
+    for i in range(a.clients):
+        clients.append(await rjoin(port, chat, "h%02d" % i))
+        await asyncio.sleep(0.02)
+    for c in clients:
+        check_welcome(c, fresh=True)
+    workers = collections.Counter(c.worker for c in clients)
+    note("%d clients on workers %s" % (len(clients), dict(workers)))
+    if not check(len(workers) >= 2, "clients landed on one worker only; "
+                 "need members on two"):
+        return
+    victim = clients[0].worker
+    name = "racerd:%s:w%s:sub" % (a.instance, victim)
+    lst = await proxy_ctl(a.ctl, "list")
+    mine = [x for x in lst if x.split()[1] == name and x.split()[2] ==
+            "open"]
+    if not check(len(mine) == 1, "no open proxied connection named %s: %r"
+                 % (name, lst)):
+        return
+    vs = [c for c in clients if c.worker == victim]
+    os_ = [c for c in clients if c.worker != victim]
+    senders = [vs[-1], os_[-1]]
+    note("victim: worker %s (%d members); senders on workers %s" %
+         (victim, len(vs), [s.worker for s in senders]))
+
+    stop = [False]
+    sent = {}
+
+    async def send(j, s):
+        k = 0
+        while not stop[0]:
+            mid = "s%d-%d" % (j, k)
+            sent[mid] = s.user
+            await s.send_msg("b%d-%d" % (j, k), mid)
+            k += 1
+            await asyncio.sleep(a.interval)
+
+    t0 = now()
+    jobs = [asyncio.ensure_future(send(j, s)) for j, s in
+            enumerate(senders)]
+    await asyncio.sleep(a.before)
+    t_b = now()
+    ans = await proxy_ctl(a.ctl, "blackhole ^%s$" % re.escape(name))
+    ids = ans[0].split()[1:] if ans and ans[0].startswith("ok") else []
+    if not check(len(ids) == 1, "blackhole %s answered %r" % (name, ans)):
+        stop[0] = True
+        return
+    note("t=%.2f s: %s (proxy conn %s) blackholed" % (t_b - t0, name,
+                                                      ids[0]))
+    t_closed = None
+    while now() - t_b < a.detect_max + 5:
+        st = (await proxy_ctl(a.ctl, "status %s" % ids[0]))[0].split()
+        if st[2] == "closed":
+            t_closed = float(st[4])
+            by = st[5]
+            break
+        await asyncio.sleep(0.05)
+    if t_closed is None:
+        fail("the blackholed subscription was not dropped within %.0f s" %
+             (a.detect_max + 5))
+    else:
+        det = t_closed - t_b
+        note("racerd dropped the blackholed subscription %.2f s after the "
+             "blackhole (closed by %s)" % (det, by))
+        check(by == "racerd", "the blackholed connection was closed by %s"
+              % by)
+        check(det <= a.detect_max, "detection took %.2f s, more than %.1f s"
+              " (probe after 1 s idle + 3 s deadline + 1 s timer steps)" %
+              (det, a.detect_max))
+        check(det >= a.detect_min, "dropped after %.2f s, before the probe "
+              "deadline %.1f s: not the probe?" % (det, a.detect_min))
+    # The worker subscribes again through the proxy.
+    t_new = None
+    while now() - t_b < a.detect_max + 10:
+        lst = await proxy_ctl(a.ctl, "list")
+        new = [x for x in lst if x.split()[1] == name and x.split()[2] ==
+               "open" and x.split()[0] not in ids]
+        if new:
+            t_new = float(new[0].split()[3])
+            break
+        await asyncio.sleep(0.05)
+    check(t_new is not None, "%s did not reconnect" % name)
+    await asyncio.sleep(a.after)
+    stop[0] = True
+    await asyncio.gather(*jobs)
+    total = len(sent)
+    note("%d messages sent in %.1f s" % (total, now() - t0))
+
+    for c in clients:
+        await c.wait_until(lambda: len(c.msgs) >= total, 15)
+    await asyncio.sleep(0.3)
+    for c in clients:
+        who = "%s (worker %s)" % (c.user, c.worker)
+        why = describe_seqs([m.get("seq") for m in c.msgs], 1, total)
+        check(why is None, "%s: %s" % (who, why))
+        ids_ = [m.get("id") for m in c.msgs]
+        check(sorted(ids_) == sorted(sent), "%s: ids are not exactly the "
+              "%d sent" % (who, total))
+        check(c.closed is None, "%s was disconnected %r" % (who, c.closed))
+    # The blackhole was real: the victim's members heard nothing while it
+    # lasted; the others kept hearing.
+    if t_closed is not None:
+        for c in clients:
+            quiet = [t for t in c.times if t_b + 0.3 < t < t_closed - 0.1]
+            if c.worker == victim:
+                check(not quiet, "%s on the blackholed worker received %d "
+                      "messages during the blackhole (not blackholed?)" %
+                      (c.user, len(quiet)))
+            else:
+                check(quiet, "%s on worker %s received nothing during the "
+                      "blackhole of worker %s" % (c.user, c.worker, victim))
+    if not FAILS:
+        note("all %d members received seq 1..%d once, in order" %
+             (len(clients), total))
+    for c in clients:
+        await c.close()
+
+
+# ---- slow
+
+@res_cmd("slow")
+async def do_slow(a):
+    port = a.port
+    chat = "slow-%d" % os.getpid()
+    limit = a.max_outbound
+    # The slow member: a raw socket with a small receive buffer that does
+    # not read after the welcome.
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    slow = Raw.__new__(Raw)
+    slow.sock, slow.buf, slow.eof = s, b"", False
+    key = base64.b64encode(os.urandom(16)).decode()
+    slow.send(ws_request(port, "/ws/%s?user=slowpoke" % chat, key))
+    st, hdrs, _ = slow.read_response()
+    if not check(st == 101, "slow member: handshake %d" % st):
+        return
+    fin, rsv, op, data = slow.read_frame()
+    welcome = json.loads(data)
+    wslot = int(hdrs.get("x-racerd-worker"))
+    wpid = slot_pid(a.regdump, a.segment, wslot)
+    note("slow member on worker %d (pid %s), session %s..." %
+         (wslot, wpid, welcome.get("session", "")[:6]))
+    if not check(wpid, "no pid for worker slot %d in the registry" % wslot):
+        return
+
+    fast = []
+    for i in range(a.members):
+        fast.append(await rjoin(port, chat, "fast%d" % i))
+    sender = await rjoin(port, chat, "sender")
+    note("fast members on workers %s, sender on %s" %
+         ([c.worker for c in fast], sender.worker))
+    await asyncio.sleep(0.5)
+    base = rss_kib(wpid)
+    hwm0 = rss_kib(wpid, "VmHWM")
+    closes0 = metric(port, "racerd_slow_closes_total")
+    peak = [base]
+    done = [False]
+
+    async def sampler():
+        while not done[0]:
+            v = rss_kib(wpid)
+            if v is not None and v > peak[0]:
+                peak[0] = v
+            await asyncio.sleep(0.01)
+
+    samp = asyncio.ensure_future(sampler())
+    n = a.total // a.size
+    pad = a.size - 200
+    t0 = now()
+    for k in range(n):
+        body = ("%06d" % k) + "x" * pad
+        await sender.send_msg(body, "big-%d" % k)
+        if not await sender.wait_until(lambda: len(sender.msgs) > k, 10):
+            fail("sender: no echo of message %d within 10 s" % k)
+            break
+    dt = now() - t0
+    for c in fast:
+        await c.wait_until(lambda: len(c.msgs) >= n, 15)
+    done[0] = True
+    await samp
+    hwm1 = rss_kib(wpid, "VmHWM")
+    if hwm1 is not None and hwm0 is not None and hwm1 > hwm0:
+        peak[0] = max(peak[0], hwm1)
+    grow = (peak[0] - base) * 1024
+    note("%d messages of %d bytes (%.1f MiB) sent in %.2f s; worker RSS "
+         "%d KiB before, peak %d KiB (+%.2f MiB; limit 2 x %d bytes)" %
+         (n, a.size, n * a.size / 1048576.0, dt, base, peak[0],
+          grow / 1048576.0, limit))
+    check(grow < 2 * limit, "worker RSS grew by %d bytes, not less than 2 x "
+          "max-outbound-bytes (%d)" % (grow, 2 * limit))
+
+    for c in fast + [sender]:
+        why = describe_seqs([m.get("seq") for m in c.msgs], 1, n)
+        check(why is None, "%s: %s" % (c.user, why))
+        check(c.closed is None, "%s was disconnected: %r" % (c.user,
+                                                             c.closed))
+        check(all(len(m.get("body", "")) == pad + 6 for m in c.msgs),
+              "%s: a body arrived cut or changed" % c.user)
+
+    # Now the slow member reads what it was given, up to the end.
+    def drain():
+        got, nbytes = [], 0
+        end = now() + 15
+        while now() < end:
+            try:
+                fin, rsv, op, data = slow.read_frame(max(end - now(), 0.1))
+            except EOFError:
+                return got, None, b"EOF", nbytes
+            except (socket.timeout, OSError) as e:
+                return got, None, repr(e).encode(), nbytes
+            nbytes += len(data)
+            if op == 8:
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 \
+                    else 1005
+                return got, code, data[2:], nbytes
+            if op == 1:
+                m = json.loads(data)
+                if m.get("type") == "msg":
+                    got.append(m.get("seq"))
+        return got, None, b"still open after 15 s", nbytes
+
+    got, code, reason, nbytes = await asyncio.to_thread(drain)
+    slow.close()
+    note("slow member read %d messages (%.1f MiB) then %s" %
+         (len(got), nbytes / 1048576.0,
+          "close %d %r" % (code, reason) if code else reason.decode()))
+    check(got == list(range(1, len(got) + 1)), "slow member: what it "
+          "received is not seq 1..k: %r" % got[:20])
+    check(len(got) < n, "slow member received all %d messages: not slow "
+          "enough for the test" % n)
+    closes1 = metric(port, "racerd_slow_closes_total")
+    check(closes0 is not None and closes1 == closes0 + 1,
+          "racerd_slow_closes_total went %r -> %r, expected +1" %
+          (closes0, closes1))
+    lines = log_lines(a.log, r"closing slowpoke: more than %d bytes queued"
+                      % limit)
+    check(len(lines) == 1, "log: %d lines 'closing slowpoke: more than %d "
+          "bytes queued'" % (len(lines), limit))
+    check(not log_lines(a.log, r"closing (fast|sender)"),
+          "a fast member was closed as slow")
+    if code is not None:
+        check(code == 4208, "slow member: close code %d %r, expected 4208"
+              % (code, reason))
+    elif a.require_frame:
+        fail("slow member: no 4208 close frame on the wire (%s)" %
+             reason.decode())
+    else:
+        note("note: the 4208 close frame never reached the slow member: "
+             "the connection ended with %s" % reason.decode())
+
+    # Its session stays resumable: a resume from 3 messages back replays
+    # those 3 and says complete.
+    last = n - 3
+    try:
+        r = await rjoin(port, chat, "slowpoke", 10,
+                        "&session=%s&last=%d" % (welcome.get("session"),
+                                                 last))
+        ok = await r.wait_until(lambda: any(o.get("type") == "resumed"
+                                            for o in r.other), 10)
+        res = [o for o in r.other if o.get("type") == "resumed"]
+        check(ok and res and res[0].get("complete") is True and
+              res[0].get("replayed") == 3,
+              "resume after 4208: resumed frame %r" % res)
+        check([m.get("seq") for m in r.msgs][:3] == [last + 1, last + 2, n],
+              "resume after 4208 replayed %r" %
+              [m.get("seq") for m in r.msgs])
+        await r.close()
+    except Exception as e:  # noqa: BLE001
+        fail("resume after 4208 failed: %r" % e)
+    for c in fast + [sender]:
+        await c.close()
+
+
+# ---- presence
+
+async def presence_of(port, chat):
+    st, body = await asyncio.to_thread(http_get, port,
+                                       "/chats/%s/presence" % chat)
+    if st != 200:
+        return None
+    o = json.loads(body)
+    return {m.get("user"): m.get("state") for m in o.get("members", [])}
+
+
+@res_cmd("presence")
+async def do_presence(a):
+    pa, pb = a.port_a, a.port_b
+    chat = "pres-%d" % os.getpid()
+    kill_pids = [int(x) for x in a.kill_pids.split()]
+    watch = await rjoin(pa, chat, "a0")
+    a1 = await rjoin(pa, chat, "a1")
+    adrop = await rjoin(pa, chat, "adrop")
+    aquit = await rjoin(pa, chat, "aquit")
+    bs = [await rjoin(pb, chat, "b%d" % i) for i in range(3)]
+    everyone = [watch, a1, adrop, aquit] + bs
+    for c in everyone:
+        check_welcome(c)
+    names = sorted(c.user for c in everyone)
+    note("a0 a1 adrop aquit on instance A (workers %s), b0..b2 on B "
+         "(workers %s)" % ([c.worker for c in everyone[:4]],
+                           [c.worker for c in bs]))
+
+    # Both instances list everyone connected; the watcher saw the joins.
+    want = {u: "connected" for u in names}
+    for p, tag in ((pa, "A"), (pb, "B")):
+        got, end = None, now() + 3
+        while now() < end:
+            got = await presence_of(p, chat)
+            if got == want:
+                break
+            await asyncio.sleep(0.1)
+        check(got == want, "presence on instance %s: %r, expected %r" %
+              (tag, got, want))
+    await watch.wait_until(lambda: {u for _, e, u in watch.presence
+                                    if e == "join"} >= set(names) - {"a0"},
+                           3)
+    joins = {u for _, e, u in watch.presence if e == "join"}
+    check(joins >= set(names) - {"a0"}, "watcher saw joins of %s only" %
+          sorted(joins))
+
+    def events(c, user):
+        return [(t, e) for t, e, u in c.presence if u == user]
+
+    # A dropped connection: away, then leave after the window.  A close
+    # 1000: leave at once.
+    t_drop = now()
+    adrop.abort()
+    await aquit.close(1000)
+    t_quit = now()
+    ok_ = await watch.wait_until(lambda: any(e == "leave" for _, e in
+                                             events(watch, "adrop")),
+                                 a.window + 4)
+    ev = events(watch, "adrop")
+    check(ok_, "no leave event for adrop within window + 4 s: %r" % ev)
+    away = [t for t, e in ev if e == "away"]
+    leave = [t for t, e in ev if e == "leave"]
+    if check(away and leave, "adrop: events %r, expected away then leave" %
+             [e for _, e in ev]):
+        check(away[0] - t_drop < 1.5, "away for adrop %.2f s after the drop"
+              % (away[0] - t_drop))
+        check(a.window - 0.3 <= leave[0] - away[0] <= a.window + 2,
+              "adrop: leave %.2f s after away, window %d s" %
+              (leave[0] - away[0], a.window))
+    evq = events(watch, "aquit")
+    check([e for _, e in evq][-1:] == ["leave"] and "away" not in
+          [e for _, e in evq] and evq[-1][0] - t_quit < 1.5,
+          "aquit (close 1000): events %r, expected leave at once" %
+          [(round(t - t_quit, 2), e) for t, e in evq])
+    got = await presence_of(pa, chat)
+    want = {u: "connected" for u in ("a0", "a1", "b0", "b1", "b2")}
+    check(got == want, "presence after the drop and the quit: %r" % got)
+    note("dropped: away after %.2f s, leave %.2f s later; close 1000: "
+         "leave after %.2f s" % (away[0] - t_drop if away else -1,
+                                 leave[0] - away[0] if leave and away
+                                 else -1,
+                                 evq[-1][0] - t_quit if evq else -1))
+
+    # Instance B dies at once, master and workers.
+    for p in kill_pids:
+        os.kill(p, 9)
+    t_kill = now()
+    note("killed instance B (-9): pids %s" % kill_pids)
+    seen_away = set()
+    lo = a.lease - a.lease / 3.0 + a.window - 0.5
+    hi = a.lease + a.window + 2.5
+    end = t_kill + hi + 1
+    while now() < end:
+        got = await presence_of(pa, chat)
+        if got is not None:
+            seen_away |= {u for u, s in got.items() if s == "away"}
+            if not any(u.startswith("b") for u in got):
+                break
+        await asyncio.sleep(0.1)
+    t_gone = now()
+    for c in (watch, a1):
+        await c.wait_until(lambda: all(any(e == "leave" for _, e in
+                                           events(c, "b%d" % i))
+                                       for i in range(3)), 2)
+    got = await presence_of(pa, chat)
+    check(got == {"a0": "connected", "a1": "connected"},
+          "presence on A %.1f s after B died: %r" % (t_gone - t_kill, got))
+    check(seen_away >= {"b0", "b1", "b2"}, "presence on A never showed "
+          "b0..b2 away before they left (saw away: %s)" % sorted(seen_away))
+    for c in (watch, a1):
+        for i in range(3):
+            u = "b%d" % i
+            ev = events(c, u)
+            es = [e for _, e in ev]
+            if not check(es[-2:] == ["away", "leave"],
+                         "%s: events about %s: %r, expected away, leave" %
+                         (c.user, u, es)):
+                continue
+            ta, tl = ev[-2][0] - t_kill, ev[-1][0] - t_kill
+            check(a.lease - a.lease / 3.0 - 0.5 <= ta <= a.lease + 1.5,
+                  "%s: %s away %.2f s after the kill (lease %d s)" %
+                  (c.user, u, ta, a.lease))
+            check(lo <= tl <= hi, "%s: %s left %.2f s after the kill, "
+                  "expected %.1f..%.1f s (lease %d + window %d)" %
+                  (c.user, u, tl, lo, hi, a.lease, a.window))
+            if c is watch:
+                note("%s: away after %.2f s, leave after %.2f s" %
+                     (u, ta, tl))
+        wrong = [(e, u) for _, e, u in c.presence if u in ("a0", "a1") and
+                 e in ("away", "leave")]
+        check(not wrong, "%s: presence events about live members: %r" %
+              (c.user, wrong))
+        check(c.closed is None, "%s was disconnected: %r" % (c.user,
+                                                             c.closed))
+    # The survivors still chat.
+    await watch.send_msg("still here", "a0-after")
+    check(await a1.wait_until(lambda: any(m.get("id") == "a0-after" for m in
+                                          a1.msgs), 5),
+          "a1 did not receive a0's message after B died")
+    for c in (watch, a1):
+        await c.close()
+
+
+# ---- limits
+
+def ws_try(port, path, extra=""):
+    """A raw handshake: (status, headers, body, Raw or None)."""
+    r = Raw(port)
+    r.send(ws_request(port, path, extra=extra))
+    st, hdrs, body = r.read_response()
+    if st != 101:
+        r.close()
+        return st, hdrs, body, None
+    fin, rsv, op, data = r.read_frame()
+    return st, hdrs, data, r
+
+
+def json_error_body(body):
+    try:
+        o = json.loads(body)
+        return isinstance(o, dict) and isinstance(o.get("error"), str)
+    except ValueError:
+        return False
+
+
+def frames_for(r, want, timeout=5):
+    """Read frames until want(frames) or a close; returns the frames."""
+    seen = []
+    end = now() + timeout
+    while not want(seen):
+        left = end - now()
+        if left <= 0:
+            break
+        try:
+            fin, rsv, op, data = r.read_frame(left)
+        except (EOFError, socket.timeout, OSError):
+            break
+        if op == 1:
+            m = json.loads(data)
+            if m.get("type") == "presence":
+                continue
+            seen.append(m)
+        else:
+            seen.append({"opcode": op, "data": data})
+            if op == 8:
+                break
+    return seen
+
+
+def limits_connections(a):
+    port, n = a.port_conns, a.max_connections
+    held = []
+    for i in range(n):
+        st, hdrs, body, r = ws_try(port, "/ws/conn-%d?user=c%d" % (i % 2, i))
+        if not check(st == 101, "connection %d of max-connections %d: "
+                     "status %d %r" % (i + 1, n, st, body[:100])):
+            return
+        held.append((r, hdrs.get("x-racerd-worker")))
+    note("max-connections %d: %d connections open on workers %s" %
+         (n, n, sorted(collections.Counter(w for _, w in held).items())))
+    st, hdrs, body, r = ws_try(port, "/ws/conn-0?user=over")
+    check(st == 503 and json_error_body(body),
+          "connection %d (max-connections %d): status %d %r, expected 503 "
+          "with a JSON error" % (n + 1, n, st, body[:100]))
+    if r:
+        r.close()
+    st, body = http_get(port, "/healthz")
+    check(st == 200, "plain HTTP while at max-connections: /healthz %d" %
+          st)
+    # One leaves: one more may come, and only one.
+    r0, _ = held.pop(0)
+    r0.send(frame(8, close_payload(1000)))
+    read_until_close(r0)
+    r0.close()
+    end = now() + 5
+    while metric(port, "racerd_connections") != n - 1 and now() < end:
+        time.sleep(0.05)
+    st, hdrs, body, r = ws_try(port, "/ws/conn-1?user=again")
+    check(st == 101, "after one of %d left, a new connection got %d %r" %
+          (n, st, body[:100]))
+    if r:
+        held.append((r, None))
+    st, hdrs, body, r = ws_try(port, "/ws/conn-1?user=over2")
+    check(st == 503, "connection %d after the replacement: status %d" %
+          (n + 1, st))
+    if r:
+        r.close()
+    for r, _ in held:
+        r.close()
+
+
+def limits_chats(a):
+    port, n = a.port_chats, a.max_chats
+    held = []
+    for i in range(n):
+        st, hdrs, body, r = ws_try(port, "/ws/chat-%d?user=u%d" % (i, i))
+        if not check(st == 101, "chat %d of max-chats %d: status %d %r" %
+                     (i + 1, n, st, body[:100])):
+            return
+        held.append(r)
+    st, hdrs, body, r = ws_try(port, "/ws/chat-%d?user=over" % n)
+    check(st == 503 and json_error_body(body),
+          "chat %d (max-chats %d): status %d %r, expected 503 with a JSON "
+          "error" % (n + 1, n, st, body[:100]))
+    if r:
+        r.close()
+    # Another member of a chat that is there is no new chat.
+    st, hdrs, body, r = ws_try(port, "/ws/chat-0?user=second")
+    check(st == 101, "second member of an existing chat at max-chats: "
+          "status %d %r" % (st, body[:100]))
+    if r:
+        held.append(r)
+    # A chat whose last member left frees its entry.
+    last = held.pop(n - 1)
+    last.send(frame(8, close_payload(1000)))
+    read_until_close(last)
+    last.close()
+    st, end = None, now() + 5
+    while now() < end:
+        st, hdrs, body, r = ws_try(port, "/ws/chat-%d?user=new" % n)
+        if st == 101:
+            held.append(r)
+            break
+        time.sleep(0.1)
+    check(st == 101, "after chat-%d emptied, a new chat got %r" % (n - 1,
+                                                                  st))
+    st, hdrs, body, r = ws_try(port, "/ws/chat-%d?user=over2" % (n + 1))
+    check(st == 503, "chat %d after the replacement: status %d" %
+          (n + 1, st))
+    if r:
+        r.close()
+    note("max-chats %d: %d chats joined, the next refused (503), room for "
+         "one again after one emptied" % (n, n))
+    for r in held:
+        r.close()
+
+
+def limits_origins(a):
+    port = a.port_misc
+    allowed = a.origins.split()
+    cases = [(o, 101) for o in allowed] + [(None, 101)] + [
+        (o, 403) for o in ("https://c.example", allowed[0] + ".evil",
+                           allowed[0].replace("https:", "http:"),
+                           allowed[0][:-1], "null")]
+    for o, want in cases:
+        extra = "Origin: %s\r\n" % o if o is not None else ""
+        st, hdrs, body, r = ws_try(port, "/ws/orig?user=o", extra)
+        if r:
+            r.close()
+        check(st == want, "Origin %r: status %d, expected %d" % (o, st,
+                                                                  want))
+        if want == 403 and st == 403:
+            check(json_error_body(body), "Origin %r: 403 body %r" %
+                  (o, body[:100]))
+    note("allowed-origins: %d listed and no Origin get 101, 5 others 403" %
+         len(allowed))
+
+
+def limits_size(a):
+    port, limit = a.port_misc, a.max_message_size
+    pad = limit - len(json.dumps({"type": "msg", "body": ""}))
+    st, hdrs, body, r = ws_try(port, "/ws/size?user=s1")
+    r.send(frame(1, json.dumps({"type": "msg", "body": "x" * pad})))
+    fs = frames_for(r, lambda s: bool(s))
+    check(fs and fs[0].get("type") == "msg" and
+          len(fs[0].get("body", "")) == pad,
+          "a message of max-message-size (%d) bytes: got %r" %
+          (limit, str(fs)[:200]))
+    r.send(frame(1, json.dumps({"type": "msg", "body": "x" * (pad + 1)})))
+    code, reason, seen = read_until_close(r)
+    check(code == 1009, "a message of %d bytes: close %r, expected 1009" %
+          (limit + 1, code))
+    r.close()
+    note("max-message-size %d: %d bytes echoed, %d closed 1009" %
+         (limit, limit, limit + 1))
+
+
+def limits_rate(a):
+    port, rate = a.port_misc, a.max_message_rate
+
+    def burst(user, n):
+        st, hdrs, body, r = ws_try(port, "/ws/rate?user=%s" % user)
+        r.send(b"".join(frame(1, json.dumps({"type": "msg", "body": "r",
+                                              "id": "%s-%d" % (user, i)}))
+                        for i in range(n)))
+        return r
+
+    # rate + 19 at once: rate stored, 19 refused, still open.
+    r = burst("r19", rate + 19)
+    fs = frames_for(r, lambda s: sum(1 for m in s if m.get("type") ==
+                                     "error") >= 19 and
+                    sum(1 for m in s if m.get("type") == "msg") >= rate, 5)
+    errs = [m for m in fs if m.get("type") == "error"]
+    msgs = [m for m in fs if m.get("type") == "msg"]
+    check(len(msgs) == rate and all(e.get("code") == "rate_limited" for e in
+                                    errs) and len(errs) == 19,
+          "%d messages at once (max-message-rate %d): %d echoed, errors %r"
+          % (rate + 19, rate, len(msgs),
+             collections.Counter(e.get("code") for e in errs)))
+    check([m.get("id") for m in msgs] == ["r19-%d" % i for i in
+                                          range(rate)],
+          "the first %d were not the ones stored: %r" %
+          (rate, [m.get("id") for m in msgs]))
+    r.send(frame(9, b"alive?"))
+    fs2 = frames_for(r, lambda s: any(m.get("opcode") in (8, 10)
+                                      for m in s), 3)
+    check(any(m.get("opcode") == 10 for m in fs2),
+          "after 19 refused in a row the connection is not open: %r" %
+          fs2[:3])
+    # After a second the bucket is full again: rate more, then refused.
+    time.sleep(1.1)
+    r.send(b"".join(frame(1, json.dumps({"type": "msg", "body": "r",
+                                          "id": "r19-again-%d" % i}))
+                    for i in range(rate + 1)))
+    fs = frames_for(r, lambda s: len(s) >= rate + 1, 5)
+    check(sum(1 for m in fs if m.get("type") == "msg") == rate and
+          sum(1 for m in fs if m.get("code") == "rate_limited") == 1,
+          "a second later, %d at once: %r" %
+          (rate + 1, [m.get("type") + ":" + str(m.get("code", m.get("id")))
+                      for m in fs if "type" in m]))
+    r.close()
+    # rate + 20 at once: the 20th refusal in a row closes with 4100.
+    r = burst("r20", rate + 20)
+    code, reason, seen = read_until_close(r, 5)
+    nerr = 0
+    for op, data in seen:
+        if op == 1 and json.loads(data).get("code") == "rate_limited":
+            nerr += 1
+    check(code == 4100, "%d at once: close %r %r, expected 4100" %
+          (rate + 20, code, reason))
+    check(nerr == 20, "%d rate_limited errors before the close, expected "
+          "20" % nerr)
+    r.close()
+    # The stored ones may still be on their way to the store.
+    end = now() + 3
+    while True:
+        latest, epoch, hist = fetch_history(port, "rate")
+        by = collections.Counter(m.get("from") for m in hist)
+        if by.get("r20", 0) >= rate or now() > end:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    latest, epoch, hist = fetch_history(port, "rate")
+    by = collections.Counter(m.get("from") for m in hist)
+    check(by.get("r20") == rate, "user r20 has %r messages stored, expected "
+          "%d" % (by.get("r20"), rate))
+    note("max-message-rate %d: %d taken at once, the next refused; 19 "
+         "refusals keep the connection, the 20th closes 4100" %
+         (rate, rate))
+
+
+@res_cmd("limits")
+def do_limits(a):
+    for step in (limits_connections, limits_chats, limits_origins,
+                 limits_size, limits_rate):
+        try:
+            step(a)
+        except Exception as e:  # noqa: BLE001
+            fail("%s: %r" % (step.__name__, e))
+
+
+def res_main():
+    ap = argparse.ArgumentParser(description="racerd resilience tests")
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    p = sp.add_parser("outage", help="the store is killed and restarted")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--redis-pid", type=int, required=True)
+    p.add_argument("--redis-sock", required=True)
+    p.add_argument("--redis-argv", required=True, help="JSON list")
+    p.add_argument("--pidfile", required=True)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--before", type=float, default=2.0)
+    p.add_argument("--down", type=float, default=2.5)
+    p.add_argument("--after", type=float, default=2.0)
+    p.add_argument("--interval", type=float, default=0.05)
+    p.add_argument("--retry", type=float, default=0.1)
+    p.add_argument("--timeout", type=float, default=50)
+
+    p = sp.add_parser("proxy", help="TCP to unix proxy, can blackhole")
+    p.add_argument("--listen", type=int, required=True)
+    p.add_argument("--to", required=True)
+    p.add_argument("--ctl", required=True)
+    p.add_argument("--lifetime", type=float, default=120)
+
+    p = sp.add_parser("blackhole", help="a subscription goes silent")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ctl", required=True)
+    p.add_argument("--instance", required=True)
+    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--interval", type=float, default=0.02)
+    p.add_argument("--before", type=float, default=1.5)
+    p.add_argument("--after", type=float, default=2.0)
+    p.add_argument("--detect-min", type=float, default=2.9)
+    p.add_argument("--detect-max", type=float, default=6.5)
+    p.add_argument("--timeout", type=float, default=45)
+
+    p = sp.add_parser("slow", help="a member that does not read")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--regdump", required=True)
+    p.add_argument("--segment", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--max-outbound", type=int, default=1048576)
+    p.add_argument("--total", type=int, default=10 * 1048576)
+    p.add_argument("--size", type=int, default=65536)
+    p.add_argument("--members", type=int, default=3)
+    p.add_argument("--require-frame", action="store_true",
+                   help="fail unless the 4208 close frame is read")
+    p.add_argument("--timeout", type=float, default=45)
+
+    p = sp.add_parser("presence", help="presence across two instances")
+    p.add_argument("--port-a", type=int, required=True)
+    p.add_argument("--port-b", type=int, required=True)
+    p.add_argument("--kill-pids", required=True)
+    p.add_argument("--lease", type=int, default=3)
+    p.add_argument("--window", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=45)
+
+    p = sp.add_parser("limits", help="each limit at its value")
+    p.add_argument("--port-conns", type=int, required=True)
+    p.add_argument("--port-chats", type=int, required=True)
+    p.add_argument("--port-misc", type=int, required=True)
+    p.add_argument("--max-connections", type=int, required=True)
+    p.add_argument("--max-chats", type=int, required=True)
+    p.add_argument("--max-message-rate", type=int, required=True)
+    p.add_argument("--max-message-size", type=int, required=True)
+    p.add_argument("--origins", required=True)
+
+    a = ap.parse_args()
+    f = RES[a.cmd]
+    if a.cmd == "proxy":
+        run_async(f(a), a.lifetime + 5)
+    elif asyncio.iscoroutinefunction(f):
+        run_async(f(a), a.timeout)
+    else:
+        f(a)
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] and sys.argv[1] in RES:
+    sys.exit(res_main())
 
 
 if __name__ == "__main__":
