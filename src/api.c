@@ -119,7 +119,7 @@ api_query_u64(const struct http_req *req, const char *name, uint64_t max,
 	rc = http_query_get(req->query, name, buf, sizeof buf, &len);
 	if (rc != 1)
 		return (rc);
-	if (len == 0 || buf[0] < '0' || buf[0] > '9')
+	if (len == 0 || strlen(buf) != len || buf[0] < '0' || buf[0] > '9')
 		return (-1);
 	errno = 0;
 	*out = strtoull(buf, &end, 10);

@@ -384,7 +384,8 @@ conn_query_seq(const struct http_req *req, const char *name, int64_t *out)
 	rc = http_query_get(req->query, name, buf, sizeof buf, &len);
 	if (rc == 0)
 		return (0);
-	if (rc == -1 || len == 0 || buf[0] < '0' || buf[0] > '9')
+	if (rc == -1 || len == 0 || strlen(buf) != len || buf[0] < '0' ||
+	    buf[0] > '9')
 		return (-1);
 	errno = 0;
 	*out = strtoll(buf, &end, 10);
