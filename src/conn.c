@@ -341,7 +341,8 @@ conn_on_claim(void *reply_, void *arg)
 		conn_answered(c, keep);
 		goto out;
 	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+	    reply->element[4]->type != REDIS_REPLY_INTEGER ||
 	    reply->element[0]->type != REDIS_REPLY_STRING ||
 	    reply->element[1]->type != REDIS_REPLY_STRING) {
 		http_error(out, 500, "bad session record", NULL, keep);
@@ -360,6 +361,7 @@ conn_on_claim(void *reply_, void *arg)
 		c->resume_from = 0;
 	c->attached = 1;
 	c->resuming = 1;
+	c->gen = reply->element[4]->integer;
 	c->waiting = 0;
 	conn_upgrade_finish(c, u->chat, u->key, keep);
 	if (c->state == CONN_HTTP)

@@ -194,6 +194,7 @@ struct conn {
 	int64_t			 resume_from;	/* replay after this, or -1 */
 	char			 resume_epoch[65];	/* "" for any */
 	int			 resuming;	/* claimed a session token */
+	uint64_t		 gen;		/* claim generation, 0: new */
 	int			 replaying;	/* live messages are held */
 	uint64_t		 replay_to;	/* latest seq at the seam */
 	struct conn_held	*held;		/* held during a replay */
@@ -226,6 +227,8 @@ void		 sess_attach(struct conn *, const char *, uint64_t);
 int		 sess_claim(struct conn *, const char *, const char *,
 		     const char *, bus_reply_cb *, void *);
 void		 sess_detach(struct conn *);
+void		 sess_check_gen(struct conn *);
+void		 sess_taken_over(struct conn *);
 
 /* api.c */
 struct http_req;

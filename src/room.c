@@ -237,8 +237,11 @@ room_welcome(struct room *r, struct conn *c)
 	c->queued_seq = c->flushed_seq = r->last;
 	c->replaying = 1;
 	c->replay_to = r->last;
-	if (c->resuming)
+	if (c->resuming) {
+		if (c->gen > 0)
+			sess_check_gen(c);
 		room_replay(c, c->resume_from, c->resume_epoch);
+	}
 	else
 		sess_attach(c, r->epoch, r->last);
 }
@@ -649,15 +652,16 @@ room_parse(const char *msg, size_t len, const char **epoch, size_t *elen,
 
 /*
  * Not a message: "! JSON" is a frame for every member (presence), and
- * "K TOKEN OWNER" says a session was taken over by OWNER: its older
- * connection here, if any, is closed with 4009.
+ * "K TOKEN GEN" says a session was claimed for the GENth time: its
+ * connections here with an older claim are closed with 4009.
  */
 static void
 room_control(struct room *r, const char *msg, size_t len)
 {
 	struct frame	*f;
 	struct conn	*c, *next;
-	char		 token[CONN_TOKEN_LEN + 1], owner[160], mine[160];
+	char		 token[CONN_TOKEN_LEN + 1];
+	unsigned long long gen;
 
 	if (msg[0] == '!') {
 		f = frame_text(msg + 2, len - 2);
@@ -667,16 +671,11 @@ room_control(struct room *r, const char *msg, size_t len)
 		frame_unref(f);
 		return;
 	}
-	if (len > 200 || sscanf(msg, "K %22s %159s", token, owner) != 2)
+	if (len > 100 || sscanf(msg, "K %22s %llu", token, &gen) != 2)
 		return;
 	TAILQ_FOREACH_SAFE(c, &r->members, member, next) {
-		if (strcmp(c->session, token) != 0)
-			continue;
-		sess_owner_name(c, mine, sizeof mine);
-		if (strcmp(mine, owner) == 0)
-			continue;
-		c->attached = 0;
-		ws_close(c, 4009, "session taken over by a newer connection");
+		if (c->gen < gen && strcmp(c->session, token) == 0)
+			sess_taken_over(c);
 	}
 }
 

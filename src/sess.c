@@ -64,23 +64,26 @@ static const char sess_attach_lua[] =
 "return pos\n";
 
 /*
- * Resume.  KEYS: sess, due, who; ARGV: owner, deadline, member, channel, token,
- * user ("" for any).  Returns nil (unknown or expired), "user" (someone
- * else's), or {user, epoch, last, previous state}.
+ * Resume.  KEYS: sess, due, who; ARGV: owner, deadline, member, channel,
+ * token, user ("" for any).  Returns nil (unknown or expired), "user"
+ * (someone else's), or {user, epoch, last, previous state, generation}.
+ * Every claim bumps the session's generation and says so on the channel
+ * ("K TOKEN GEN"): connections of that session with a lower generation
+ * close with 4009, wherever they are.
  */
 static const char sess_claim_lua[] =
 "local s = redis.call('HMGET', KEYS[1], 'user', 'epoch', 'last', 'state')\n"
 "if not s[1] then return false end\n"
 "if ARGV[6] ~= '' and ARGV[6] ~= s[1] then return 'user' end\n"
+"local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
 "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'state', 'attached')\n"
 "redis.call('HSET', KEYS[3], ARGV[5], 'connected ' .. s[1])\n"
 "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])\n"
-"if s[4] == 'attached' then\n"
-"  redis.call('PUBLISH', ARGV[4], 'K ' .. ARGV[5] .. ' ' .. ARGV[1])\n"
-"else\n"
+"redis.call('PUBLISH', ARGV[4], 'K ' .. ARGV[5] .. ' ' .. gen)\n"
+"if s[4] ~= 'attached' then\n"
 "  redis.call('PUBLISH', ARGV[4], " SESS_PRESENCE("back") "s[1] .. '\"}')\n"
 "end\n"
-"return {s[1], s[2], s[3], s[4]}\n";
+"return {s[1], s[2], s[3], s[4], gen}\n";
 
 /*
  * The connection dropped.  KEYS: sess, due, who; ARGV: owner, last,
@@ -141,7 +144,24 @@ static const char sess_expire_lua[] =
 "end\n"
 "return n\n";
 
+/*
+ * Leases.  KEYS: due; ARGV: deadline, then (member, owner, last) for each
+ * session.  A session still owned by that connection gets the new
+ * deadline and position.
+ */
+static const char sess_renew_lua[] =
+"for i = 2, #ARGV, 3 do\n"
+"  local chat, token = string.match(ARGV[i], '^(%S+) (%S+)$')\n"
+"  local sk = 'racerd:{chat:' .. (chat or '') .. '}:sess:' .. (token or '')\n"
+"  if chat and redis.call('HGET', sk, 'owner') == ARGV[i + 1] then\n"
+"    redis.call('HSET', sk, 'last', ARGV[i + 2])\n"
+"    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])\n"
+"  end\n"
+"end\n"
+"return 0\n";
+
 static struct {
+	struct bus_script	 renew;
 	struct bus_script	 attach;
 	struct bus_script	 claim;
 	struct bus_script	 detach;
@@ -196,14 +216,33 @@ sess_expire(__unused evutil_socket_t fd, __unused short events,
 	bus_call_send(call);
 }
 
-/* Renew the leases of this worker's attached sessions, in batches. */
+/*
+ * What the client surely has: the last seq it acknowledged, or else the
+ * last one whose bytes left this process.
+ */
+static uint64_t
+sess_position(struct conn *c)
+{
+	uint64_t	 last = c->flushed_seq;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		last = c->queued_seq;
+	if (c->acked_seq > last)
+		last = c->acked_seq;
+	return (last);
+}
+
+/*
+ * Renew the leases of this worker's attached sessions, and record their
+ * positions, in batches: a session whose worker dies keeps a recent one.
+ */
 static void
 sess_renew(__unused evutil_socket_t fd, __unused short events,
     __unused void *arg)
 {
 	struct bus_call	*call = NULL;
 	struct conn	*c;
-	uint64_t	 deadline = util_now_ms() + SESS_LEASE_MS;
+	char		 owner[128];
 	int		 n = 0;
 
 	if (!bus_is_up(NULL))
@@ -212,13 +251,18 @@ sess_renew(__unused evutil_socket_t fd, __unused short events,
 		if (!c->attached || c->room == NULL)
 			continue;
 		if (call == NULL) {
-			call = bus_call_new(NULL, NULL);
-			bus_call_arg(call, "ZADD", 4);
+			call = bus_script_call(&sess.renew, NULL, NULL);
+			bus_call_arg(call, "1", 1);
 			bus_call_arg(call, SESS_DUE, strlen(SESS_DUE));
-			bus_call_arg(call, "XX", 2);
+			bus_call_argf(call, "%llu",
+			    (unsigned long long)(util_now_ms() +
+			    SESS_LEASE_MS));
 		}
-		bus_call_argf(call, "%llu", (unsigned long long)deadline);
+		sess_owner_name(c, owner, sizeof owner);
 		bus_call_argf(call, "%s %s", room_name(c->room), c->session);
+		bus_call_arg(call, owner, strlen(owner));
+		bus_call_argf(call, "%llu",
+		    (unsigned long long)sess_position(c));
 		if (++n == SESS_RENEW_BATCH) {
 			bus_call_send(call);
 			call = NULL;
@@ -235,6 +279,8 @@ sess_init(void)
 {
 	struct timeval	 tv;
 
+	sess.renew.body = sess_renew_lua;
+	bus_script_register(&sess.renew);
 	sess.attach.body = sess_attach_lua;
 	sess.claim.body = sess_claim_lua;
 	sess.detach.body = sess_detach_lua;
@@ -407,12 +453,7 @@ sess_detach(struct conn *c)
 	chat = room_name(c->room);
 	sess_owner_name(c, owner, sizeof owner);
 	sess_channel(ch, sizeof ch, chat);
-	/* What surely left this process, or what the client acknowledged. */
-	last = c->flushed_seq;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		last = c->queued_seq;
-	if (c->acked_seq > last)
-		last = c->acked_seq;
+	last = sess_position(c);
 	if (c->close_code == 1000 && c->close_by_client) {
 		call = bus_script_call(&sess.end, NULL, NULL);
 		bus_call_arg(call, "4", 1);
@@ -444,4 +485,47 @@ sess_detach(struct conn *c)
 	if (bus_call_send(call) != 0)
 		log_warnx("store down: session of %s in %s not recorded; its "
 		    "lease ends it", c->user, chat);
+}
+
+static void
+sess_on_gen(void *reply_, void *arg)
+{
+	redisReply	*reply = reply_;
+	struct conn	*c = arg;
+	long long	 gen;
+
+	if (c->state == CONN_WS && reply != NULL &&
+	    reply->type == REDIS_REPLY_STRING) {
+		gen = strtoll(reply->str, NULL, 10);
+		if (gen > (long long)c->gen)
+			sess_taken_over(c);
+	}
+	conn_unref(c);
+}
+
+/*
+ * A resumed connection has joined its room: a newer claim whose notice
+ * went by before the join would otherwise leave two holders.
+ */
+void
+sess_check_gen(struct conn *c)
+{
+	struct bus_call	*call;
+
+	conn_ref(c);
+	call = bus_call_new(sess_on_gen, c);
+	bus_call_arg(call, "HGET", 4);
+	bus_call_argf(call, "racerd:{chat:%s}:sess:%s", room_name(c->room),
+	    c->session);
+	bus_call_arg(call, "gen", 3);
+	if (bus_call_send(call) != 0)
+		conn_unref(c);
+}
+
+/* A newer connection holds the session now. */
+void
+sess_taken_over(struct conn *c)
+{
+	c->attached = 0;
+	ws_close(c, 4009, "session taken over by a newer connection");
 }

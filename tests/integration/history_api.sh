@@ -15,8 +15,12 @@ $PY -c 'import websockets' 2>/dev/null || need python3-websockets
 start_redis
 P1=$(free_port)
 P2=$(free_port)
-printf '# API keys\nfirst-api-key-0123456789-%s\n\nsecond-api-key-abcdefghij-%s\n' \
-    "$$" "$$" >"$T/keys"
+{
+	echo "# API keys"
+	echo "first-api-key-0123456789-$$"
+	echo
+	echo "second-api-key-abcdefghij-$$"
+} >"$T/keys"
 write_conf_as "$T/a.conf" "$P1" 2 a "redis = unix:$REDIS_SOCK" \
     "api-key-file = $T/keys"
 write_conf_as "$T/b.conf" "$P2" 1 b "redis = unix:$REDIS_SOCK"

@@ -209,3 +209,55 @@ wsclient() {
 	timeout -k 3 "${WSC_TIMEOUT:-50}" \
 	    $PY "$top_srcdir/tests/integration/wsclient.py" "$@"
 }
+
+# --- helpers for the racer(1) tests (racer_*.sh) ---
+
+: "${RACER:=$top_builddir/racer}"
+
+# start_racer NAME ARGS...: racer ARGS in the background, reading the
+# fifo $T/NAME.in (the caller opens it for writing; its end is racer's
+# end of input) and writing $T/NAME.out and $T/NAME.err; its pid is
+# RACER_PID and joins PIDS.
+start_racer() {
+	name=$1
+	shift
+	rm -f "$T/$name.in"
+	mkfifo "$T/$name.in"
+	"$RACER" "$@" <"$T/$name.in" >"$T/$name.out" 2>"$T/$name.err" &
+	RACER_PID=$!
+	PIDS="$PIDS $RACER_PID"
+}
+
+# wait_lines FILE PATTERN COUNT [SECONDS]: until FILE has at least COUNT
+# lines matching the basic regular expression PATTERN.
+wait_lines() {
+	i=0
+	while [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
+		[ "$i" -ge $((${4:-10} * 10)) ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 0
+}
+
+# wait_child PID [SECONDS]: until the background child PID has exited
+# (it is then a zombie until waited for); its exit status goes to STATUS.
+# Returns 1 if it is still running after SECONDS (default 10).
+wait_child() {
+	i=0
+	while [ "$(cut -d' ' -f3 /proc/"$1"/stat 2>/dev/null)" != Z ] &&
+	    kill -0 "$1" 2>/dev/null; do
+		[ "$i" -ge $((${2:-10} * 10)) ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$1"
+	STATUS=$?
+	return 0
+}
+
+# racer_lines FILE: racer's text output as "SEQ FROM BODY" lines (the
+# messages only; notices and presence dropped).
+racer_lines() {
+	sed -n 's/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9] \[\([0-9]*\)\] \([^:]*\): /\1 \2 /p' "$1"
+}

@@ -3571,7 +3571,8 @@ async def do_proxy(a):
     name from CLIENT SETNAME, state, t_open, t_closed, closed_by);
     "blackhole REGEX" (connections open now whose name matches drop every
     byte from now on, both ways, while staying open; answers "ok ID...");
-    "status ID".  Times are CLOCK_MONOTONIC seconds.
+    "status ID"; "probes ID" (when the connection sent a PUBLISH to a
+    racerd:probe: channel).  Times are CLOCK_MONOTONIC seconds.
     """
     pairs = {}
     nid = [0]
@@ -3594,6 +3595,8 @@ async def do_proxy(a):
                     if mt:
                         p["name"] = mt.group(1).decode("latin-1")
                         log("conn %d is %s" % (p["id"], p["name"]))
+                if up and b"racerd:probe:" in data:
+                    p["probes"].append(now())
                 if p["black"]:
                     p["dropped"] += len(data)
                     continue
@@ -3616,7 +3619,7 @@ async def do_proxy(a):
         nid[0] += 1
         p = {"id": nid[0], "name": None, "head": b"", "black": False,
              "opened": now(), "closed": None, "closed_by": None,
-             "dropped": 0, "cw": cw, "sw": None}
+             "dropped": 0, "cw": cw, "sw": None, "probes": []}
         try:
             sr, sw = await asyncio.open_unix_connection(a.to)
         except OSError as e:
@@ -3660,6 +3663,10 @@ async def do_proxy(a):
                 elif f[0] == "status" and len(f) == 2 and \
                         int(f[1]) in pairs:
                     ans = line_of(pairs[int(f[1])]) + "\n"
+                elif f[0] == "probes" and len(f) == 2 and \
+                        int(f[1]) in pairs:
+                    ans = " ".join("%.3f" % t for t in
+                                   pairs[int(f[1])]["probes"]) + "\n"
                 else:
                     ans = "error\n"
                 w.write(ans.encode())
@@ -3774,6 +3781,25 @@ async def do_blackhole(a):
               (det, a.detect_max))
         check(det >= a.detect_min, "dropped after %.2f s, before the probe "
               "deadline %.1f s: not the probe?" % (det, a.detect_min))
+    # When the probe that found it went out (on the victim's cmd link),
+    # and how long it was given.
+    cmdname = "racerd:%s:w%s:cmd" % (a.instance, victim)
+    cmds = [x.split()[0] for x in lst if x.split()[1] == cmdname and
+            x.split()[2] == "open"]
+    if check(len(cmds) == 1, "no open proxied connection named %s" %
+             cmdname) and t_closed is not None:
+        pr = (await proxy_ctl(a.ctl, "probes %s" % cmds[0]))[0].split()
+        pr = [float(x) for x in pr if t_b < float(x) < t_closed]
+        if check(pr, "no probe went out between the blackhole and the "
+                 "drop"):
+            note("first probe %.2f s after the blackhole, link dropped "
+                 "%.2f s after that probe" % (pr[0] - t_b, t_closed - pr[0]))
+            check(0.95 <= pr[0] - t_b <= 2.5, "the probe went out %.2f s "
+                  "after the subscription fell silent (idle probe after "
+                  "1 s, on 1 s ticks)" % (pr[0] - t_b))
+            check(2.95 <= t_closed - pr[0] <= 4.5, "the link was dropped "
+                  "%.2f s after its probe (deadline 3 s, on 1 s ticks)" %
+                  (t_closed - pr[0]))
     # The worker subscribes again through the proxy.
     t_new = None
     while now() - t_b < a.detect_max + 10:
@@ -4084,7 +4110,9 @@ async def do_presence(a):
                                  else -1,
                                  evq[-1][0] - t_quit if evq else -1))
 
-    # Instance B dies at once, master and workers.
+    # Instance B dies at once, master and workers, at a random phase of
+    # the 1 s lease and expiry timers.
+    await asyncio.sleep(random.random())
     for p in kill_pids:
         os.kill(p, 9)
     t_kill = now()

@@ -1,0 +1,115 @@
+/* racer: command-line client of racerd -- shared declarations. */
+/*
+ * The client is four modules, each with its own prefix: racer.c (options,
+ * the connection's life: connect, reconnect, exit), racer_ws.c (one
+ * WebSocket connection: TCP, the HTTP upgrade, wslay), racer_chat.c (the
+ * chat protocol: frames in, messages out, acknowledgements, output) and
+ * racer_in.c (lines from standard input).  The daemon's modules are not
+ * linked except the pure helpers (http_ws_accept, http_valid_id, xmalloc).
+ */
+#ifndef RACER_H
+#define RACER_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+struct event_base;
+
+/* Exit statuses (racer(1), EXIT STATUS). */
+#define RACER_EXIT_OK		0
+#define RACER_EXIT_FAIL		1	/* runtime failure, not acknowledged */
+#define RACER_EXIT_USAGE	2	/* usage, bad URL or chat id */
+#define RACER_EXIT_CONNECT	3	/* no racerd WebSocket there */
+#define RACER_EXIT_REFUSED	4	/* racerd refused or ended the session */
+
+#define RACER_MSG_MAX		65536	/* racerd's default max-message-size */
+#define RACER_USER_MAX		64	/* DESIGN.md: user id */
+#define RACER_CHAT_MAX		128	/* DESIGN.md: chat id */
+
+/* racer.c */
+struct racer_opts {
+	char		*url;		/* as given */
+	char		*host;		/* for connect(2); no brackets */
+	char		*port;
+	char		*authority;	/* Host: header */
+	char		*prefix;	/* path before /ws/, "" or "/x" */
+	char		*chat;
+	char		*user;		/* NULL: the server picks a guest */
+	char		*token;
+	int		 history;	/* print the last N first; 0: no */
+	int64_t		 since;		/* join with since; -1: no */
+	int		 timeout;	/* seconds */
+	const char	*send;		/* --send TEXT, "-" for stdin, or NULL */
+	int		 json;
+	int		 quiet;
+	int		 listen;	/* do not read standard input */
+	int		 verbose;
+};
+extern struct racer_opts	 racer_opts;
+int		 racer_send_text(const char *, size_t);
+void		 racer_joined(void);
+void		 racer_progress(void);
+void		 racer_retry_later(void);
+void		 racer_input_done(void);
+__dead void	 racer_exit(int, const char *, ...)
+		     __attribute__((__format__(__printf__, 2, 3)));
+void		 racer_warnx(const char *, ...)
+		     __attribute__((__format__(__printf__, 1, 2)));
+
+/* racer_ws.c */
+enum racer_ws_end {
+	RACER_WS_CONNECT,	/* no TCP connection (resolve, connect) */
+	RACER_WS_HANDSHAKE,	/* the answer is not a WebSocket upgrade */
+	RACER_WS_REFUSED,	/* an HTTP error status instead of 101 */
+	RACER_WS_CLOSED,	/* a closing handshake: code and reason */
+	RACER_WS_LOST		/* reset, EOF or silence without a close */
+};
+struct racer_ws_result {
+	enum racer_ws_end kind;
+	int		 code;		/* REFUSED: HTTP status; CLOSED: close */
+	int		 racerd;	/* REFUSED: body was {"error":...} */
+	char		 why[256];	/* for people, never NULL */
+};
+typedef void	 racer_ws_open_cb(void *);
+typedef void	 racer_ws_text_cb(const char *, size_t, void *);
+typedef void	 racer_ws_end_cb(const struct racer_ws_result *, void *);
+struct racer_ws_cbs {
+	racer_ws_open_cb	*open;
+	racer_ws_text_cb	*text;
+	racer_ws_end_cb		*end;
+	void			*arg;
+};
+struct racer_ws;
+struct racer_ws	*racer_ws_connect(struct event_base *, const char *,
+		     const char *, const char *, const char *,
+		     const struct racer_ws_cbs *);
+int		 racer_ws_send(struct racer_ws *, const char *, size_t);
+void		 racer_ws_close(struct racer_ws *, int, const char *);
+void		 racer_ws_free(struct racer_ws *);
+
+/* racer_chat.c */
+void		 racer_chat_init(void);
+char		*racer_chat_query(void);
+void		 racer_chat_frame(const char *, size_t);
+int		 racer_chat_add(const char *, size_t, const char **);
+u_int		 racer_chat_pending(void);
+u_int		 racer_chat_refused(void);
+void		 racer_chat_pump(void);
+void		 racer_chat_unsend(void);
+void		 racer_chat_ack(void);
+void		 racer_chat_disconnected(void);
+int		 racer_chat_busy(void);
+int		 racer_chat_has_session(void);
+void		 racer_chat_forget_session(void);
+
+/* racer_in.c */
+int		 racer_in_start(struct event_base *, char **);
+void		 racer_in_pause(void);
+void		 racer_in_resume(void);
+void		 racer_in_stop(void);
+
+#endif
