@@ -310,7 +310,9 @@ bus_on_pong(redisAsyncContext *ac, void *r, __unused void *arg)
 		return;
 	l->heard = util_mono_ms();
 	if (reply->type == REDIS_REPLY_ERROR) {
+		/* LOADING after a restart, say: ask again at the next probe. */
 		bus_down(l, reply->str);
+		l->probe_sent = 0;
 		return;
 	}
 	bus_link_answered(l);

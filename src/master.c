@@ -475,7 +475,8 @@ master_reload(void)
 		next = config_load(m.cfg->path, &cause);
 	else
 		next = config_default();
-	if (next != NULL && config_resolve(next, &cause) != 0) {
+	if (next != NULL && (config_resolve(next, &cause) != 0 ||
+	    api_load_keys(next->api_key_file, &cause) != 0)) {
 		config_free(next);
 		next = NULL;
 	}

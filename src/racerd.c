@@ -66,7 +66,8 @@ main(int argc, char **argv)
 		cfg = config_load(path, &cause);
 	else
 		cfg = config_default();
-	if (cfg != NULL && config_resolve(cfg, &cause) != 0) {
+	if (cfg != NULL && (config_resolve(cfg, &cause) != 0 ||
+	    api_load_keys(cfg->api_key_file, &cause) != 0)) {
 		config_free(cfg);
 		cfg = NULL;
 	}
