@@ -37,7 +37,11 @@
 #include "racerd.h"
 #include "racer.h"
 
-#define RACER_CHAT_WINDOW	64	/* messages in flight */
+/*
+ * Messages in flight.  Under racerd's 20 refusals in a row (then 4100),
+ * so that a burst past max-message-rate is refused, not disconnected.
+ */
+#define RACER_CHAT_WINDOW	16
 #define RACER_CHAT_ID_BYTES	8	/* an id is 16 hex digits */
 #define RACER_CHAT_PAGE_MAX	1000	/* DESIGN.md: a history page */
 

@@ -97,6 +97,7 @@ struct racer_ws {
 };
 
 static void	racer_ws_try(struct racer_ws *);
+static void	racer_ws_recv(struct racer_ws *);
 static void	racer_ws_flush(struct racer_ws *);
 
 /* Replace what a terminal would act on; s is NUL-terminated. */
@@ -353,6 +354,9 @@ racer_ws_open(struct racer_ws *ws)
 	ws->state = RACER_WS_S_OPEN;
 	bufferevent_set_timeouts(ws->bev, &tv, NULL);
 	ws->cbs.open(ws->cbs.arg);
+	/* Frames that came with the 101 wait for no further read event. */
+	if (evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
+		racer_ws_recv(ws);
 }
 
 /* The whole answer is in: a WebSocket, or why not. */
