@@ -34,6 +34,8 @@
 #include "registry.h"
 
 #define CONN_MAX_HEADER		8192
+#define CONN_CLOSE_TICKS	30	/* seconds a closing client may drain */
+#define CONN_CLOSE_STALL	5	/* ... of which without reading */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
 
@@ -89,7 +91,7 @@ conn_close(struct conn *c)
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
-	if (c->ws != NULL)
+	if (c->counted)
 		reg_worker_conns(wk.reg, wk.idx, -1);
 	conn_unref(c);
 }
@@ -298,6 +300,16 @@ conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	char		 hdr[64];
 
+	/* Count first, then look: racing upgrades never pass the limit. */
+	reg_worker_conns(wk.reg, wk.idx, 1);
+	c->counted = 1;
+	if (wk.cfg->max_connections > 0 &&
+	    reg_total_conns(wk.reg) > (uint64_t)wk.cfg->max_connections) {
+		reg_worker_conns(wk.reg, wk.idx, -1);
+		c->counted = 0;
+		http_error(out, 503, "too many connections", NULL, keep);
+		return;
+	}
 	if (room_join(c, chat, strlen(chat)) == NULL) {
 		http_error(out, 503, errno == ENOSPC ? "too many chats" :
 		    "cannot join the chat", NULL, keep);
@@ -733,8 +745,26 @@ conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
 {
 	struct conn	*c = arg;
 
+	struct timeval	 tv = { 1, 0 };
+	size_t		 left;
+
 	if (c->state != CONN_HTTP) {
-		/* Close handshake or final flush took too long. */
+		/*
+		 * Closing: a client still taking what was queued before the
+		 * close (a 4208 behind max-outbound-bytes) gets some more
+		 * time; one that stopped reading or answering does not.
+		 */
+		left = evbuffer_get_length(bufferevent_get_output(c->bev));
+		if (left < c->left_mark || c->close_ticks == 0)
+			c->stalled = 0;
+		else
+			c->stalled++;
+		c->left_mark = left;
+		if (left > 0 && c->stalled < CONN_CLOSE_STALL &&
+		    ++c->close_ticks < CONN_CLOSE_TICKS) {
+			evtimer_add(c->timer, &tv);
+			return;
+		}
 		conn_close(c);
 		return;
 	}

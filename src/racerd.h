@@ -180,6 +180,10 @@ struct conn {
 	int			 close_code;	/* sent or received */
 	int			 ws_closing;	/* close queued or received */
 	int			 close_wait;	/* waiting for the peer's close */
+	int			 close_ticks;	/* seconds spent closing */
+	size_t			 left_mark;	/* output left a tick ago */
+	int			 stalled;	/* ticks without progress */
+	int			 counted;	/* in the registry's count */
 	int			 pinged;
 	char			 user[CONN_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];

@@ -231,7 +231,6 @@ ws_start(struct conn *c)
 	cb.on_msg_recv_callback = ws_msg_cb;
 	if (wslay_event_context_server_init(&c->ws, &cb, c) != 0)
 		return (-1);
-	reg_worker_conns(wk.reg, wk.idx, 1);
 	c->tokens = wk.cfg->max_message_rate;
 	c->tokens_at = util_mono_ms();
 	wslay_event_config_set_max_recv_msg_length(c->ws,

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Store outage: 20 members of one chat (2 workers) send with ids, one at a
+# time, retrying "unavailable" with the same id, while the external
+# redis-server (AOF, appendfsync always) is killed (-9) and started again
+# on the same socket and directory. Every acknowledged message is in
+# history exactly once, with its acknowledged seq; every message was
+# acknowledged in the end; each member's stream is seq 1..latest without
+# gap or duplicate (a repeat's answer to its own sender set aside); every
+# send while the store is down gets "unavailable"; members stay
+# connected; /healthz is 503 with "error" during the outage and 200 after.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+need curl
+need redis-server
+need redis-cli
+need timeout
+$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+
+REDIS_SOCK=$T/redis.sock
+mkdir -p "$T/rdata"
+# The same command line starts it and, in wsclient, starts it again.
+set -- redis-server --port 0 --unixsocket "$REDIS_SOCK" \
+    --unixsocketperm 700 --appendonly yes --appendfsync always \
+    --dir "$T/rdata" --save "" --maxmemory-policy noeviction \
+    --daemonize no --logfile "$T/redis.log"
+"$@" &
+REDIS_PID=$!
+PIDS="$PIDS $REDIS_PID"
+ARGV=$($PY -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@")
+i=0
+while [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" != PONG ]; do
+	i=$((i + 1))
+	[ "$i" -ge 50 ] && { fail "redis-server did not start"; finish; }
+	sleep 0.1
+done
+
+PORT=$(free_port)
+write_conf "$T/racerd.conf" "$PORT" 2 "redis = unix:$REDIS_SOCK"
+start_racerd "$T/racerd.conf" "$PORT"
+ok "racerd up with 2 workers on an external store (AOF, fsync always)"
+
+# The restarted store's pid goes to $T/redis2.pid (the trap kills it).
+WSC_TIMEOUT=45 wsclient outage --port "$PORT" --redis-pid "$REDIS_PID" \
+    --redis-sock "$REDIS_SOCK" --redis-argv "$ARGV" \
+    --pidfile "$T/redis2.pid" --clients 20 --before 2 --down 2.5 \
+    --after 2 --timeout 40 || fail "store outage (see above)"
+kill -0 "$MASTER" 2>/dev/null || fail "racerd died"
+echo "  store links lost (log lines): $(grep -c 'connection lost' \
+    "$T/racerd.log")"
+ok "nothing acknowledged lost, no gap or duplicate, 503 then 200"
+finish
