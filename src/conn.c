@@ -376,6 +376,10 @@ conn_on_claim(void *reply_, void *arg)
 	c->gen = reply->element[4]->integer;
 	c->waiting = 0;
 	conn_upgrade_finish(c, u->chat, u->key, keep);
+	if (c->state == CONN_WS) {
+		http_parse_free(c->hp);
+		c->hp = NULL;
+	}
 	if (c->state == CONN_HTTP)
 		conn_answered(c, keep);
 	else if (c->state == CONN_WS &&
@@ -614,6 +618,11 @@ conn_http_input(struct conn *c)
 		c->in_request = 0;
 		conn_request(c, http_parse_req(c->hp));
 		http_parse_reset(c->hp);
+	}
+	if (c->state == CONN_WS) {
+		/* The parser's work is done; an idle socket keeps little. */
+		http_parse_free(c->hp);
+		c->hp = NULL;
 	}
 	/* Frames sent right behind the upgrade request. */
 	if (c->state == CONN_WS && evbuffer_get_length(in) > 0)

@@ -170,7 +170,11 @@ struct conn {
 	int			 waiting;	/* an answer is on its way */
 
 	/* WebSocket */
-	struct wslay_event_context *ws;
+	struct wslay_event_context *ws;	/* NULL between messages */
+	uint8_t			 trk_hdr[14];	/* frame header being read */
+	size_t			 trk_hlen;
+	uint64_t		 trk_left;	/* payload bytes to come */
+	int			 trk_in_msg;	/* a fragmented message is open */
 	struct room		*room;
 	int			 welcomed;	/* got its welcome */
 	int			 errors;	/* refused frames */

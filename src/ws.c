@@ -36,6 +36,7 @@
 #define WS_MAX_LIMITED		20	/* refused by the rate limit, in a row */
 
 static void	ws_check_closed(struct conn *);
+static void	ws_track(struct conn *, const uint8_t *, size_t);
 
 static ssize_t
 ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
@@ -49,6 +50,7 @@ ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return (-1);
 	}
+	ws_track(c, buf, n);
 	return (n);
 }
 
@@ -218,23 +220,101 @@ ws_msg_cb(wslay_event_context_ptr ctx,
 	(void)ctx;
 }
 
-/* Turn a fresh upgrade into a WebSocket. Returns 0 or -1. */
-int
-ws_start(struct conn *c)
+/*
+ * The wslay context of a connection, made when it is needed.  An idle
+ * connection has none: wslay's context holds two 4 KiB buffers, more than
+ * everything else an idle connection costs.  Returns 0 or -1.
+ */
+static int
+ws_ctx(struct conn *c)
 {
 	struct wslay_event_callbacks	 cb;
-	struct timeval			 tv;
 
+	if (c->ws != NULL)
+		return (0);
 	memset(&cb, 0, sizeof cb);
 	cb.recv_callback = ws_recv_cb;
 	cb.send_callback = ws_send_cb;
 	cb.on_msg_recv_callback = ws_msg_cb;
-	if (wslay_event_context_server_init(&c->ws, &cb, c) != 0)
+	if (wslay_event_context_server_init(&c->ws, &cb, c) != 0) {
+		c->ws = NULL;
 		return (-1);
-	c->tokens = wk.cfg->max_message_rate;
-	c->tokens_at = util_mono_ms();
+	}
 	wslay_event_config_set_max_recv_msg_length(c->ws,
 	    wk.cfg->max_message_size);
+	return (0);
+}
+
+/*
+ * Let go of the wslay context between messages: nothing half-received,
+ * nothing queued, not closing.
+ */
+static void
+ws_ctx_idle(struct conn *c)
+{
+	if (c->ws == NULL || c->state != CONN_WS || c->ws_closing ||
+	    c->trk_hlen != 0 || c->trk_left != 0 || c->trk_in_msg ||
+	    wslay_event_want_write(c->ws) ||
+	    !wslay_event_get_read_enabled(c->ws) ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
+		return;
+	wslay_event_context_free(c->ws);
+	c->ws = NULL;
+}
+
+/*
+ * Follow frame boundaries in the bytes handed to wslay (RFC 6455 §5.2),
+ * only to know when the connection is between messages.
+ */
+static void
+ws_track(struct conn *c, const uint8_t *p, size_t n)
+{
+	uint64_t	 len;
+	size_t		 take;
+	int		 i, len7;
+
+	while (n > 0) {
+		if (c->trk_left > 0) {
+			take = n < c->trk_left ? n : c->trk_left;
+			c->trk_left -= take;
+			p += take;
+			n -= take;
+			if (c->trk_left == 0 && (c->trk_hdr[0] & 0x0f) < 8)
+				c->trk_in_msg = !(c->trk_hdr[0] & 0x80);
+			continue;
+		}
+		if (c->trk_hlen < sizeof c->trk_hdr)
+			c->trk_hdr[c->trk_hlen] = *p;
+		c->trk_hlen++;
+		p++;
+		n--;
+		if (c->trk_hlen < 2)
+			continue;
+		len7 = c->trk_hdr[1] & 0x7f;
+		if (c->trk_hlen < (size_t)(2 + (len7 == 126 ? 2 : len7 == 127 ?
+		    8 : 0) + ((c->trk_hdr[1] & 0x80) ? 4 : 0)))
+			continue;
+		len = len7;
+		if (len7 >= 126) {
+			len = 0;
+			for (i = 0; i < (len7 == 126 ? 2 : 8); i++)
+				len = (len << 8) | c->trk_hdr[2 + i];
+		}
+		c->trk_hlen = 0;
+		c->trk_left = len;
+		if (len == 0 && (c->trk_hdr[0] & 0x0f) < 8)
+			c->trk_in_msg = !(c->trk_hdr[0] & 0x80);
+	}
+}
+
+/* Turn a fresh upgrade into a WebSocket. Returns 0 or -1. */
+int
+ws_start(struct conn *c)
+{
+	struct timeval	 tv;
+
+	c->tokens = wk.cfg->max_message_rate;
+	c->tokens_at = util_mono_ms();
 	c->state = CONN_WS;
 	tv.tv_sec = wk.cfg->ping_interval;
 	tv.tv_usec = 0;
@@ -274,6 +354,10 @@ ws_input(struct conn *c)
 		c->pinged = 0;
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
 	}
+	if (ws_ctx(c) != 0) {
+		conn_close(c);
+		return;
+	}
 	if (wslay_event_recv(c->ws) != 0) {
 		ws_protocol_error(c);
 		return;
@@ -285,13 +369,14 @@ ws_input(struct conn *c)
 void
 ws_output(struct conn *c)
 {
-	if (c->state == CONN_DEAD)
+	if (c->state == CONN_DEAD || c->ws == NULL)
 		return;
 	if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
 		conn_close(c);
 		return;
 	}
 	ws_check_closed(c);
+	ws_ctx_idle(c);
 }
 
 static void
@@ -335,7 +420,7 @@ ws_timeout(struct conn *c)
 	}
 	memset(&ping, 0, sizeof ping);
 	ping.opcode = WSLAY_PING;
-	if (wslay_event_queue_msg(c->ws, &ping) != 0) {
+	if (ws_ctx(c) != 0 || wslay_event_queue_msg(c->ws, &ping) != 0) {
 		conn_close(c);
 		return;
 	}
@@ -397,6 +482,10 @@ ws_close(struct conn *c, int code, const char *reason)
 {
 	if (c->state != CONN_WS || c->ws_closing)
 		return;
+	if (ws_ctx(c) != 0) {
+		conn_close(c);
+		return;
+	}
 	c->ws_closing = 1;
 	c->close_code = code;
 	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason,
