@@ -317,6 +317,23 @@ proto_error(const char *code, const char *message)
 }
 
 /*
+ * {"type":"error","code":..,"message":..,"id":..}: a refused msg, named
+ * by its id so that the client knows which send to retry.  Returns a
+ * string the caller frees, or NULL if a string is NULL or not UTF-8.
+ */
+char *
+proto_error_id(const char *code, const char *message, const char *id)
+{
+	struct proto_buf	 b;
+
+	memset(&b, 0, sizeof b);
+	if (proto_buf_pack(&b, "{s:s, s:s, s:s, s:s}", "type", "error",
+	    "code", code, "message", message, "id", id) != 0)
+		return (NULL);
+	return (proto_buf_finish(&b));
+}
+
+/*
  * {"type":"presence","event":..,"user":..}.  Returns a string the caller
  * frees, or NULL if a string is NULL or not UTF-8.
  */

@@ -42,6 +42,7 @@ void		 proto_in_clear(struct proto_in *);
 char		*proto_welcome(const char *, const char *, const char *,
 		     const char *, int64_t, int);
 char		*proto_error(const char *, const char *);
+char		*proto_error_id(const char *, const char *, const char *);
 char		*proto_presence(const char *, const char *);
 char		*proto_resumed(int64_t, int64_t, int64_t, int);
 char		*proto_msg_head(const char *);

@@ -253,6 +253,8 @@ void		 ws_output(struct conn *);
 int		 ws_send_frame(struct conn *, struct frame *);
 int		 ws_send_text(struct conn *, const char *, size_t);
 void		 ws_send_error(struct conn *, const char *, const char *);
+void		 ws_send_error_id(struct conn *, const char *, const char *,
+		     const char *);
 void		 ws_refuse(struct conn *, const char *, const char *);
 void		 ws_close(struct conn *, int, const char *);
 void		 ws_timeout(struct conn *);

@@ -762,6 +762,7 @@ room_resubscribe_all(void)
 struct room_send {
 	struct conn	*c;
 	char		*tail;		/* for a repeat the store forgot */
+	char		 id[PROTO_ID_MAX + 1];	/* the client's, or "" */
 };
 
 static void
@@ -779,8 +780,8 @@ room_on_published(void *reply_, void *arg)
 	    reply->elements < 3 ||
 	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
 	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
-		ws_send_error(c, "unavailable", "the store did not take the "
-		    "message; send it again with the same id");
+		ws_send_error_id(c, "unavailable", "the store did not take "
+		    "the message; send it again with the same id", s->id);
 		goto out;
 	}
 	if (reply->element[0]->integer == 1)
@@ -821,6 +822,7 @@ room_publish(struct conn *c, const char *body, size_t len, const char *id)
 	}
 	s = xmalloc(sizeof *s);
 	s->c = c;
+	snprintf(s->id, sizeof s->id, "%s", id);
 	s->tail = proto_msg_tail(*id != '\0' ? id : gen, c->user,
 	    util_now_ms(), body, len);
 	conn_ref(c);
@@ -829,8 +831,8 @@ room_publish(struct conn *c, const char *body, size_t len, const char *id)
 		conn_unref(c);
 		free(s->tail);
 		free(s);
-		ws_send_error(c, "unavailable", "the store is unavailable; "
-		    "send it again with the same id");
+		ws_send_error_id(c, "unavailable", "the store is "
+		    "unavailable; send it again with the same id", id);
 	}
 }
 

@@ -65,7 +65,9 @@ static const char sess_attach_lua[] =
 
 /*
  * Resume.  KEYS: sess, due, who; ARGV: owner, deadline, member, channel,
- * token, user ("" for any).  Returns nil (unknown or expired), "user"
+ * token, user ("" for any), now (ms).  An away session past its deadline
+ * is expired even before a sweep ends it.  Returns nil (unknown or
+ * expired), "user"
  * (someone else's), or {user, epoch, last, previous state, generation}.
  * Every claim bumps the session's generation and says so on the channel
  * ("K TOKEN GEN"): connections of that session with a lower generation
@@ -74,6 +76,10 @@ static const char sess_attach_lua[] =
 static const char sess_claim_lua[] =
 "local s = redis.call('HMGET', KEYS[1], 'user', 'epoch', 'last', 'state')\n"
 "if not s[1] then return false end\n"
+"if s[4] ~= 'attached' then\n"
+"  local due = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[3]) or '0')\n"
+"  if due < tonumber(ARGV[7]) then return false end\n"
+"end\n"
 "if ARGV[6] ~= '' and ARGV[6] ~= s[1] then return 'user' end\n"
 "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
 "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'state', 'attached')\n"
@@ -431,6 +437,7 @@ sess_claim(struct conn *c, const char *chat, const char *token,
 	bus_call_arg(call, ch, strlen(ch));
 	bus_call_arg(call, token, strlen(token));
 	bus_call_arg(call, user, strlen(user));
+	bus_call_argf(call, "%llu", (unsigned long long)util_now_ms());
 	return (bus_call_send(call));
 }
 

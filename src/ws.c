@@ -71,9 +71,22 @@ ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 void
 ws_send_error(struct conn *c, const char *code, const char *message)
 {
+	ws_send_error_id(c, code, message, NULL);
+}
+
+/* An error frame about the msg with this id (NULL or "": none). */
+void
+ws_send_error_id(struct conn *c, const char *code, const char *message,
+    const char *id)
+{
 	char	*s;
 
-	s = proto_error(code, message);
+	if (id != NULL && *id != '\0')
+		s = proto_error_id(code, message, id);
+	else
+		s = proto_error(code, message);
+	if (s == NULL)
+		return;
 	ws_send_text(c, s, strlen(s));
 	free(s);
 }
@@ -139,7 +152,7 @@ ws_history(struct conn *c, int64_t before, int limit)
  * client that keeps sending past the limit is closed with 4100.
  */
 static int
-ws_rate_ok(struct conn *c)
+ws_rate_ok(struct conn *c, const char *id)
 {
 	uint64_t	 now;
 	int		 rate = wk.cfg->max_message_rate;
@@ -156,7 +169,8 @@ ws_rate_ok(struct conn *c)
 		c->limited = 0;
 		return (1);
 	}
-	ws_send_error(c, "rate_limited", "too many messages; slow down");
+	ws_send_error_id(c, "rate_limited", "too many messages; slow down",
+	    id);
 	if (++c->limited >= WS_MAX_LIMITED)
 		ws_close(c, 4100, "message rate exceeded; reconnect later");
 	return (0);
@@ -174,7 +188,7 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 	}
 	switch (in.type) {
 	case PROTO_MSG:
-		if (!ws_rate_ok(c))
+		if (!ws_rate_ok(c, in.id))
 			break;
 		wk.counters->msgs_in++;
 		room_publish(c, in.body, in.body_len, in.id);
