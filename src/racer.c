@@ -47,7 +47,9 @@ static struct {
 	int			 open;		/* ws is a WebSocket */
 	int			 joined;	/* ws got its welcome */
 	int			 ever_joined;
-	u_int			 attempts;	/* failed since the last welcome */
+	uint64_t		 started;	/* monotonic ms */
+	char			 refused[256];	/* the last 429 or 5xx */
+	u_int			 attempts;	/* failed since a welcome */
 	int			 input_done;
 	int			 closing;	/* closing to exit */
 	int			 status;	/* ... with this status */
@@ -191,7 +193,8 @@ racer_url(const char *url, char **cause)
 		}
 	}
 	if (strncasecmp(url, "wss://", 6) == 0) {
-		xasprintf(cause, "wss:// (TLS) is not supported yet: use ws://");
+		xasprintf(cause, "wss:// (TLS) is not supported yet: "
+		    "use ws://");
 		return (-1);
 	}
 	if (strncasecmp(url, "ws://", 5) != 0) {
@@ -254,10 +257,31 @@ static const struct option racer_longopts[] = {
 	{ NULL,		0,			NULL, 0 }
 };
 
+/* The URL and the chat id, and options that exclude each other. */
+static void
+racer_args(int argc, char **argv)
+{
+	char	*cause;
+
+	if (argc != 2)
+		racer_usage();
+	racer_opts.url = argv[0];
+	if (racer_url(argv[0], &cause) != 0)
+		racer_exit(RACER_EXIT_USAGE, "%s", cause);
+	racer_opts.chat = argv[1];
+	racer_check_id(racer_opts.chat, RACER_CHAT_MAX, "chat id");
+	if (racer_opts.user != NULL)
+		racer_check_id(racer_opts.user, RACER_USER_MAX, "user name");
+	if (racer_opts.send != NULL && racer_opts.listen)
+		racer_exit(RACER_EXIT_USAGE, "--send and --listen exclude "
+		    "each other");
+	if (racer_opts.send != NULL && *racer_opts.send == '\0')
+		racer_exit(RACER_EXIT_USAGE, "--send: the message is empty");
+}
+
 static void
 racer_options(int argc, char **argv)
 {
-	char	*cause;
 	int	 ch;
 
 	racer_opts.since = -1;
@@ -305,22 +329,17 @@ racer_options(int argc, char **argv)
 			racer_usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc != 2)
-		racer_usage();
-	racer_opts.url = argv[0];
-	if (racer_url(argv[0], &cause) != 0)
-		racer_exit(RACER_EXIT_USAGE, "%s", cause);
-	racer_opts.chat = argv[1];
-	racer_check_id(racer_opts.chat, RACER_CHAT_MAX, "chat id");
-	if (racer_opts.user != NULL)
-		racer_check_id(racer_opts.user, RACER_USER_MAX, "user name");
-	if (racer_opts.send != NULL && racer_opts.listen)
-		racer_exit(RACER_EXIT_USAGE, "--send and --listen exclude "
-		    "each other");
-	if (racer_opts.send != NULL && *racer_opts.send == '\0')
-		racer_exit(RACER_EXIT_USAGE, "--send: the message is empty");
+	racer_args(argc - optind, argv + optind);
+}
+
+/* Arm a timer for ms milliseconds. */
+static void
+racer_timer_add(struct event *ev, u_int ms)
+{
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (evtimer_add(ev, &tv) != 0)
+		fatalx("evtimer_add");
 }
 
 /* --- Sending and finishing --- */
@@ -397,17 +416,13 @@ racer_progress(void)
 void
 racer_retry_later(void)
 {
-	struct timeval	 tv;
-
 	if (evtimer_pending(racer.retry, NULL))
 		return;
 	if (racer.retry_ms == 0)
 		racer.retry_ms = RACER_RETRY_FIRST;
 	else if ((racer.retry_ms *= 2) > RACER_RETRY_MAX)
 		racer.retry_ms = RACER_RETRY_MAX;
-	tv.tv_sec = racer.retry_ms / 1000;
-	tv.tv_usec = (racer.retry_ms % 1000) * 1000;
-	evtimer_add(racer.retry, &tv);
+	racer_timer_add(racer.retry, racer.retry_ms);
 }
 
 static void
@@ -420,12 +435,21 @@ racer_retry_cb(__unused int fd, __unused short events, __unused void *arg)
 void
 racer_input_done(void)
 {
-	struct timeval	 tv = { racer_opts.timeout, 0 };
-
 	racer.input_done = 1;
 	if (!evtimer_pending(racer.deadline, NULL))
-		evtimer_add(racer.deadline, &tv);
+		racer_timer_add(racer.deadline, racer_opts.timeout * 1000);
 	racer_check_done();
+}
+
+/* Time is up before any welcome: say why, as a refusal if there was one. */
+static __dead void
+racer_never_joined(void)
+{
+	if (racer.refused[0] != '\0')
+		racer_exit(RACER_EXIT_REFUSED, "refused by the server: %s",
+		    racer.refused);
+	racer_exit(RACER_EXIT_CONNECT, "%s: no welcome from the server within "
+	    "%d s", racer_opts.url, racer_opts.timeout);
 }
 
 static void
@@ -435,8 +459,7 @@ racer_deadline_cb(__unused int fd, __unused short events,
 	u_int	 n = racer_chat_pending();
 
 	if (!racer.ever_joined)
-		racer_exit(RACER_EXIT_CONNECT, "%s: no welcome from the server "
-		    "within %d s", racer_opts.url, racer_opts.timeout);
+		racer_never_joined();
 	if (n == 0)
 		racer_finish(RACER_EXIT_FAIL, "the replay or history page did "
 		    "not arrive within %d s", racer_opts.timeout);
@@ -484,12 +507,10 @@ racer_backoff(u_int n, u_int base)
 static void
 racer_reconnect_in(u_int ms)
 {
-	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
-
 	racer.attempts++;
 	if (racer_opts.verbose)
 		racer_warnx("reconnecting in %u.%03u s", ms / 1000, ms % 1000);
-	evtimer_add(racer.reconnect, &tv);
+	racer_timer_add(racer.reconnect, ms);
 }
 
 static void
@@ -536,25 +557,13 @@ racer_close_text(int code, const char *reason)
 static void
 racer_closed(const struct racer_ws_result *res, int was_joined)
 {
-	int	 code = res->code;
+	int		 code = res->code;
+	const char	*sp = *res->why != '\0' ? " " : "";
+	u_int		 ms;
 
 	if (code >= 4000 && code <= 4099)
 		racer_exit(RACER_EXIT_REFUSED, "closed by the server: %d %s",
 		    code, racer_close_text(code, res->why));
-	if (was_joined)
-		racer_warnx("closed by the server (%d%s%s); reconnecting",
-		    code, *res->why != '\0' ? " " : "", res->why);
-	if ((code >= 4200 && code <= 4299) || code == 1001) {
-		/* Resume at once; back off only if that fails. */
-		racer_reconnect_in(racer.attempts == 0 ? 0 :
-		    racer_backoff(racer.attempts - 1, RACER_BACKOFF_BASE));
-		return;
-	}
-	if (code >= 4100 && code <= 4199) {
-		racer_reconnect_in(racer_backoff(racer.attempts,
-		    RACER_BACKOFF_SLOW));
-		return;
-	}
 	switch (code) {
 	case 1000:
 	case 1002:
@@ -563,11 +572,22 @@ racer_closed(const struct racer_ws_result *res, int was_joined)
 	case 1008:
 	case 1009:
 	case 1010:
-		/* Ours or final: reconnecting would do the same again. */
-		racer_exit(RACER_EXIT_FAIL, "closed by the server: %d %s",
-		    code, res->why);
+		/* Ours or final: reconnecting would end the same way. */
+		racer_exit(RACER_EXIT_FAIL, "closed by the server: %d%s%s",
+		    code, sp, res->why);
 	}
-	racer_reconnect_in(racer_backoff(racer.attempts, RACER_BACKOFF_BASE));
+	if ((code >= 4200 && code <= 4299) || code == 1001) {
+		/* Resume at once; back off only if that fails. */
+		ms = racer.attempts == 0 ? 0 :
+		    racer_backoff(racer.attempts - 1, RACER_BACKOFF_BASE);
+	} else if (code >= 4100 && code <= 4199)
+		ms = racer_backoff(racer.attempts, RACER_BACKOFF_SLOW);
+	else
+		ms = racer_backoff(racer.attempts, RACER_BACKOFF_BASE);
+	if (was_joined)
+		racer_warnx("closed by the server (%d%s%s); reconnecting",
+		    code, sp, res->why);
+	racer_reconnect_in(ms);
 }
 
 /* An HTTP error status instead of the upgrade. */
@@ -590,9 +610,18 @@ racer_refused(const struct racer_ws_result *res, int was_joined)
 		racer_reconnect_in(0);
 		return;
 	}
-	if (res->code >= 500 && racer.ever_joined) {
+	/*
+	 * 429 and 5xx are for now (rate, overload, store down, draining):
+	 * try again, the first time until --timeout is over.
+	 */
+	if ((res->code == 429 || res->code >= 500) && (racer.ever_joined ||
+	    util_mono_ms() - racer.started <
+	    (uint64_t)racer_opts.timeout * 1000)) {
 		if (was_joined || racer_opts.verbose)
 			racer_warnx("refused by the server: %s; retrying",
+			    res->why);
+		if (!racer.ever_joined)
+			snprintf(racer.refused, sizeof racer.refused, "%s",
 			    res->why);
 		racer_reconnect_in(racer_backoff(racer.attempts,
 		    RACER_BACKOFF_BASE));
@@ -602,11 +631,12 @@ racer_refused(const struct racer_ws_result *res, int was_joined)
 }
 
 static void
-racer_on_end(const struct racer_ws_result *res, __unused void *arg)
+racer_on_end(const struct racer_ws_result *end, __unused void *arg)
 {
-	int	 was_joined;
+	struct racer_ws_result	 copy = *end, *res = &copy;
+	int			 was_joined;
 
-	was_joined = racer_drop();
+	was_joined = racer_drop();	/* frees end */
 	if (racer.closing)
 		racer_exit(racer.status, NULL);
 	switch (res->kind) {
@@ -650,12 +680,10 @@ racer_on_text(const char *buf, size_t len, __unused void *arg)
 void
 racer_joined(void)
 {
-	struct timeval	 tv = { 1, 0 };
-
 	racer.joined = racer.ever_joined = 1;
 	racer.attempts = 0;
 	evtimer_del(racer.attempt);
-	evtimer_add(racer.tick, &tv);
+	racer_timer_add(racer.tick, 1000);
 	racer_check_done();
 }
 
@@ -664,8 +692,7 @@ static void
 racer_attempt_cb(__unused int fd, __unused short events, __unused void *arg)
 {
 	if (!racer.ever_joined)
-		racer_exit(RACER_EXIT_CONNECT, "%s: no welcome from the server "
-		    "within %d s", racer_opts.url, racer_opts.timeout);
+		racer_never_joined();
 	racer_drop();
 	if (racer_opts.verbose)
 		racer_warnx("no welcome within %d s", racer_opts.timeout);
@@ -678,7 +705,6 @@ racer_connect(void)
 	static const struct racer_ws_cbs cbs = {
 		racer_on_open, racer_on_text, racer_on_end, NULL
 	};
-	struct timeval	 tv = { racer_opts.timeout, 0 };
 	char		*query, *path;
 
 	query = racer_chat_query();
@@ -691,7 +717,7 @@ racer_connect(void)
 	racer.ws = racer_ws_connect(racer.base, racer_opts.host,
 	    racer_opts.port, racer_opts.authority, path, &cbs);
 	free(path);
-	evtimer_add(racer.attempt, &tv);
+	racer_timer_add(racer.attempt, racer_opts.timeout * 1000);
 }
 
 static void
@@ -744,6 +770,7 @@ main(int argc, char **argv)
 		racer_exit(RACER_EXIT_FAIL, "signal: %s", strerror(errno));
 	if ((racer.base = event_base_new()) == NULL)
 		racer_exit(RACER_EXIT_FAIL, "cannot make an event loop");
+	racer.started = util_mono_ms();
 	racer_events();
 	racer_chat_init();
 	racer_input();

@@ -24,7 +24,7 @@ struct event_base;
 #define RACER_EXIT_FAIL		1	/* runtime failure, not acknowledged */
 #define RACER_EXIT_USAGE	2	/* usage, bad URL or chat id */
 #define RACER_EXIT_CONNECT	3	/* no racerd WebSocket there */
-#define RACER_EXIT_REFUSED	4	/* racerd refused or ended the session */
+#define RACER_EXIT_REFUSED	4	/* racerd refused, or ended for good */
 
 #define RACER_MSG_MAX		65536	/* racerd's default max-message-size */
 #define RACER_USER_MAX		64	/* DESIGN.md: user id */
@@ -43,7 +43,7 @@ struct racer_opts {
 	int		 history;	/* print the last N first; 0: no */
 	int64_t		 since;		/* join with since; -1: no */
 	int		 timeout;	/* seconds */
-	const char	*send;		/* --send TEXT, "-" for stdin, or NULL */
+	const char	*send;		/* --send TEXT, "-": stdin, or NULL */
 	int		 json;
 	int		 quiet;
 	int		 listen;	/* do not read standard input */
@@ -70,7 +70,7 @@ enum racer_ws_end {
 };
 struct racer_ws_result {
 	enum racer_ws_end kind;
-	int		 code;		/* REFUSED: HTTP status; CLOSED: close */
+	int		 code;		/* REFUSED: HTTP status; CLOSED: code */
 	int		 racerd;	/* REFUSED: body was {"error":...} */
 	char		 why[256];	/* for people, never NULL */
 };

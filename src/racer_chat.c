@@ -11,8 +11,8 @@
  * is printed only if its seq is above the last one printed, so a replay
  * after a resume, the echo of a repeated id and history pages that
  * overlap never print twice.  While a history page is awaited (--history,
- * or a gap after an incomplete resume) live messages are held, then
- * merged with the page by seq.
+ * or a gap after an incomplete resume) what arrives is held, and handled
+ * in its order after the page is printed.
  *
  * The position -- session token, epoch, last seq -- makes the next
  * connection's query: a resume (session and last), a join after a known
@@ -67,7 +67,7 @@ static struct {
 	uint64_t		 pos;		/* resume from here */
 	int			 have_pos;	/* pos means something */
 	uint64_t		 acked;		/* last ack sent */
-	int			 joined;	/* welcomed on this connection */
+	int			 joined;	/* welcomed on this one */
 	int			 resuming;	/* this join replays from pos */
 	int			 replaying;	/* ... and resumed is due */
 	int			 welcomed;	/* ever */
@@ -438,7 +438,8 @@ racer_chat_welcome(json_t *root)
 	    strlen(user) > RACER_USER_MAX || strlen(session) >=
 	    sizeof chat.session || strlen(epoch) >= sizeof chat.epoch ||
 	    !json_is_integer(seqv) || json_integer_value(seqv) < 0)
-		racer_exit(RACER_EXIT_FAIL, "malformed welcome from the server");
+		racer_exit(RACER_EXIT_FAIL, "malformed welcome from the "
+		    "server");
 	seq = json_integer_value(seqv);
 	if (chat.epoch[0] != '\0' && strcmp(chat.epoch, epoch) != 0) {
 		racer_chat_notice("the chat's history was reset: seq starts "
@@ -534,7 +535,7 @@ racer_chat_resumed(json_t *root)
 		    "recoverable", n, n == 1 ? "" : "s");
 		if (chat.last > from)
 			from = chat.last;
-		if (n > 0 && !chat.hist)
+		if (to > from && !chat.hist)
 			racer_chat_history_request(to + 1, to - from, from, 1);
 	}
 	if (to > chat.pos)
@@ -547,30 +548,33 @@ racer_chat_resumed(json_t *root)
 static void
 racer_chat_error(json_t *root)
 {
-	const char	*code, *message;
+	const char	*s;
+	char		*code, *message;
+	int		 retry;
 
-	code = racer_chat_str(root, "code");
-	message = racer_chat_str(root, "message");
-	if (code == NULL)
-		code = "?";
-	if (message == NULL)
-		message = "";
+	s = racer_chat_str(root, "code");
+	code = racer_chat_escape(s != NULL ? s : "?", s != NULL ? strlen(s) :
+	    1);
+	s = racer_chat_str(root, "message");
+	message = racer_chat_escape(s != NULL ? s : "", s != NULL ?
+	    strlen(s) : 0);
 	if (chat.hist) {
 		racer_warnx("history unavailable: %s", message);
 		racer_chat_release(NULL);
 		racer_progress();
 	}
-	if (strcmp(code, "unavailable") == 0 ||
-	    strcmp(code, "rate_limited") == 0) {
+	retry = strcmp(code, "unavailable") == 0 ||
+	    strcmp(code, "rate_limited") == 0;
+	if (!retry || racer_opts.verbose)
+		racer_warnx("server: %s: %s%s", code, message, retry ?
+		    "; sending again" : "");
+	if (retry) {
 		/* Errors name no id: everything in flight goes again later. */
-		if (racer_opts.verbose)
-			racer_warnx("server: %s: %s; sending again", code,
-			    message);
 		racer_chat_unsend();
 		racer_retry_later();
-		return;
 	}
-	racer_warnx("server: %s: %s", code, message);
+	free(code);
+	free(message);
 }
 
 /* Handle one frame; while a history page is awaited, hold what prints. */
@@ -603,11 +607,14 @@ racer_chat_frame(const char *buf, size_t len)
 {
 	json_t		*root;
 	const char	*type;
+	char		*s;
 
 	root = json_loadb(buf, len, 0, NULL);
-	if ((type = racer_chat_str(root, "type")) == NULL)
-		racer_warnx("not a racerd frame: %.60s", buf);
-	else if (strcmp(type, "welcome") == 0)
+	if ((type = racer_chat_str(root, "type")) == NULL) {
+		s = racer_chat_escape(buf, len < 60 ? len : 60);
+		racer_warnx("not a racerd frame: %s", s);
+		free(s);
+	} else if (strcmp(type, "welcome") == 0)
 		racer_chat_welcome(root);
 	else if (chat.joined)
 		racer_chat_dispatch(root, type);

@@ -80,9 +80,9 @@ struct racer_ws {
 	char			 value[256];	/* and its value, truncated */
 	size_t			 value_len;
 	int			 in_value;
-	int			 accept_ok;	/* Sec-WebSocket-Accept matched */
+	int			 accept_ok;	/* Sec-WebSocket-Accept ok */
 	int			 upgrade_ok;	/* Upgrade: websocket */
-	char			 reason[64];	/* status line's reason phrase */
+	char			 reason[64];	/* the status's reason */
 	size_t			 reason_len;
 	char			 body[RACER_WS_BODY_MAX + 1];
 	size_t			 body_len;
@@ -92,7 +92,7 @@ struct racer_ws {
 	int			 in_recv;	/* inside wslay_event_recv */
 	int			 pinged;
 	int			 closing;	/* we queued a close */
-	int			 finish;	/* end once the output is written */
+	int			 finish;	/* end once output is written */
 	char			 close_reason[124];
 };
 
@@ -131,7 +131,7 @@ racer_ws_end(struct racer_ws *ws, enum racer_ws_end kind, int code,
 	va_end(ap);
 	racer_ws_clean(ws->res.why);
 	if (ws->bev != NULL)
-		bufferevent_disable(ws->bev, EV_READ|EV_WRITE);
+		(void)bufferevent_disable(ws->bev, EV_READ|EV_WRITE);
 	evtimer_del(ws->timer);
 	event_active(ws->timer, EV_TIMEOUT, 0);
 }
@@ -352,7 +352,10 @@ racer_ws_open(struct racer_ws *ws)
 		fatalx("wslay_event_context_client_init");
 	wslay_event_config_set_max_recv_msg_length(ws->ctx, RACER_WS_IN_MAX);
 	ws->state = RACER_WS_S_OPEN;
-	bufferevent_set_timeouts(ws->bev, &tv, NULL);
+	if (bufferevent_set_timeouts(ws->bev, &tv, NULL) != 0) {
+		racer_ws_end(ws, RACER_WS_LOST, 1006, "cannot set a timeout");
+		return;
+	}
 	ws->cbs.open(ws->cbs.arg);
 	/* Frames that came with the 101 wait for no further read event. */
 	if (evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
@@ -445,7 +448,11 @@ racer_ws_recv(struct racer_ws *ws)
 
 	if (ws->pinged) {
 		ws->pinged = 0;
-		bufferevent_set_timeouts(ws->bev, &tv, NULL);
+		if (bufferevent_set_timeouts(ws->bev, &tv, NULL) != 0) {
+			racer_ws_end(ws, RACER_WS_LOST, 1006,
+			    "cannot set a timeout");
+			return;
+		}
 	}
 	ws->in_recv = 1;
 	rc = wslay_event_recv(ws->ctx);
@@ -489,8 +496,10 @@ racer_ws_flush(struct racer_ws *ws)
 		return;
 	}
 	if (wslay_event_get_close_sent(ws->ctx) &&
-	    !evtimer_pending(ws->timer, NULL))
-		evtimer_add(ws->timer, &tv);
+	    !evtimer_pending(ws->timer, NULL) &&
+	    evtimer_add(ws->timer, &tv) != 0)
+		racer_ws_end(ws, RACER_WS_CLOSED,
+		    wslay_event_get_status_code_sent(ws->ctx), "closed");
 }
 
 /* Silence: ping once, then give up. */
@@ -513,7 +522,10 @@ racer_ws_idle(struct racer_ws *ws)
 		return;
 	}
 	ws->pinged = 1;
-	bufferevent_enable(ws->bev, EV_READ);
+	if (bufferevent_enable(ws->bev, EV_READ) != 0) {
+		racer_ws_end(ws, RACER_WS_LOST, 1006, "cannot read");
+		return;
+	}
 	racer_ws_flush(ws);
 }
 
@@ -550,7 +562,8 @@ racer_ws_connected(struct racer_ws *ws)
 	if (bufferevent_write(ws->bev, ws->request,
 	    strlen(ws->request)) != 0 ||
 	    bufferevent_enable(ws->bev, EV_READ|EV_WRITE) != 0) {
-		racer_ws_end(ws, RACER_WS_CONNECT, 0, "cannot send the request");
+		racer_ws_end(ws, RACER_WS_CONNECT, 0,
+		    "cannot send the request");
 		return;
 	}
 }
