@@ -50,8 +50,9 @@
  * KEYS: seq, epoch, log[, dedup]; ARGV: envelope head, envelope tail,
  * fresh epoch, history-size, dedup-window, channel, now (ms), history-ttl
  * (ms, 0: none).  Entries are {m: envelope, t: ms}.  With a ttl, entries
- * older than it are trimmed (the oldest is looked at on every publish) and
- * the stream expires when the chat is idle that long.
+ * older than it are trimmed (the oldest is looked at every 32nd message,
+ * which keeps the cost off the common path) and the stream expires when
+ * the chat is idle that long.
  * Returns {1, seq, epoch} or, for a repeated id, {0, seq, epoch, envelope}.
  */
 static const char bus_publish_lua[] =
@@ -70,8 +71,9 @@ static const char bus_publish_lua[] =
 "    return {0, tonumber(prev), epoch, env}\n"
 "  end\n"
 "end\n"
+"local seq = redis.call('INCR', KEYS[1])\n"
 "local ttl = tonumber(ARGV[8])\n"
-"if ttl > 0 then\n"
+"if ttl > 0 and seq % 32 == 1 then\n"
 "  local cutoff = tonumber(ARGV[7]) - ttl\n"
 "  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)\n"
 "  if first[1] and tonumber(first[1][2][4] or '0') < cutoff then\n"
@@ -86,7 +88,6 @@ static const char bus_publish_lua[] =
 "    redis.call('XTRIM', KEYS[3], 'MINID', keep)\n"
 "  end\n"
 "end\n"
-"local seq = redis.call('INCR', KEYS[1])\n"
 "local env = ARGV[1] .. seq .. ARGV[2]\n"
 "redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'm', env,\n"
 "    't', ARGV[7])\n"
@@ -108,8 +109,9 @@ static const char bus_info_lua[] =
 
 /*
  * KEYS: seq, epoch, log; ARGV: since (exclusive), before (exclusive, 0:
- * none), limit.  With before, the newest limit entries under it; else the
- * oldest over since.  Returns {latest, epoch or false, seq1, env1, ...},
+ * none), limit, now (ms), history-ttl (ms, 0: none).  With before, the
+ * newest limit entries under it; else the oldest over since.  Entries past
+ * the ttl that the publish script has not trimmed yet are left out.  Returns {latest, epoch or false, seq1, env1, ...},
  * oldest first.
  */
 static const char bus_history_lua[] =
@@ -128,9 +130,12 @@ static const char bus_history_lua[] =
 "      'COUNT', ARGV[3])\n"
 "end\n"
 "local out = {latest, epoch}\n"
+"local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[5])\n"
 "for i, x in ipairs(e) do\n"
-"  out[#out + 1] = tonumber((string.gsub(x[1], '-0$', '')))\n"
-"  out[#out + 1] = x[2][2]\n"
+"  if ARGV[5] == '0' or tonumber(x[2][4] or '0') >= cutoff then\n"
+"    out[#out + 1] = tonumber((string.gsub(x[1], '-0$', '')))\n"
+"    out[#out + 1] = x[2][2]\n"
+"  end\n"
 "end\n"
 "return out\n";
 
@@ -843,5 +848,8 @@ bus_history(const char *chat, size_t len, uint64_t since, uint64_t before,
 	bus_call_arg(call, num, n);
 	n = snprintf(num, sizeof num, "%d", limit);
 	bus_call_arg(call, num, n);
+	bus_call_argf(call, "%llu", (unsigned long long)util_now_ms());
+	bus_call_argf(call, "%llu", (unsigned long long)wk.cfg->history_ttl *
+	    1000);
 	return (bus_call_send(call));
 }
