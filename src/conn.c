@@ -91,8 +91,10 @@ conn_close(struct conn *c)
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
-	if (c->counted)
+	if (c->counted) {
 		reg_worker_conns(wk.reg, wk.idx, -1);
+		wk.nws--;
+	}
 	conn_unref(c);
 }
 
@@ -303,10 +305,12 @@ conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
 	/* Count first, then look: racing upgrades never pass the limit. */
 	reg_worker_conns(wk.reg, wk.idx, 1);
 	c->counted = 1;
+	wk.nws++;
 	if (wk.cfg->max_connections > 0 &&
 	    reg_total_conns(wk.reg) > (uint64_t)wk.cfg->max_connections) {
 		reg_worker_conns(wk.reg, wk.idx, -1);
 		c->counted = 0;
+		wk.nws--;
 		http_error(out, 503, "too many connections", NULL, keep);
 		return;
 	}

@@ -119,6 +119,7 @@ struct worker {
 	int			 draining;
 	struct conns		 conns;
 	int			 nconns;
+	int			 nws;		/* counted WebSockets */
 	TAILQ_HEAD(, conn)	 flushq;	/* output to write this turn */
 	struct event		*flush_ev;
 	int			 flush_armed;

@@ -28,6 +28,7 @@
 
 #define WORKER_HEARTBEAT_MS	500
 #define WORKER_YIELD_US		2000	/* accept pause over fair share */
+#define WORKER_SHARE_SLACK	4	/* WebSockets over the share allowed */
 
 struct worker	 wk;
 
@@ -59,7 +60,7 @@ worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	 * moment so that the others take the next connections.
 	 */
 	total = reg_total_conns(wk.reg);
-	if (n > 1 && (uint64_t)wk.nconns * n > total + n) {
+	if (n > 1 && (uint64_t)wk.nws * n > total + n * WORKER_SHARE_SLACK) {
 		evconnlistener_disable(lev);
 		evtimer_add(wk.accept_pause, &tv);
 	}
