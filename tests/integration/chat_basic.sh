@@ -5,10 +5,7 @@
 # the latest seq and it receives only what follows; welcome fields and
 # types; X-Racerd-Worker on the 101.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 2

@@ -4,11 +4,8 @@
 # registry empty (rooms 0, members 0, conns 0 on every worker) and no
 # racerd:{chat:*} channel subscribed in the store.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 : "${REGDUMP:=$top_builddir/tests/regdump}"
 
 start_redis

@@ -4,10 +4,7 @@
 # error or close code (1002, 1003, 1007, 1008, 1009), ping gets pong and
 # close 1000 a close; after each, a fresh client can still join and chat.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 2 "max-message-size = 1024" \

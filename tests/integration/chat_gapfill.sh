@@ -4,11 +4,8 @@
 # three times, a different worker each time; every client still gets seq
 # 1..2000 exactly once, in order, and each killed subscription comes back.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 PORT=$(free_port)

@@ -3,11 +3,8 @@
 # run-dirs) share one external redis-server on a unix socket; clients and
 # senders on both see every message once, in one seq order.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 P1=$(free_port)

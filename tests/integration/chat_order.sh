@@ -4,10 +4,7 @@
 # at once: every client receives all 1,000, seq 1..1000 without gaps or
 # duplicates, and every client's (seq, id) list equals the first one's.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 4

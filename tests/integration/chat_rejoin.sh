@@ -5,11 +5,8 @@
 # CLIENT PAUSE around it). The new member gets its welcome (seq 1) and can
 # chat (its message gets seq 2). Found by chat_churn, which hits it rarely.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 PORT=$(free_port)

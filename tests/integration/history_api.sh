@@ -6,11 +6,8 @@
 # {"seq":N} and the message reaches members as an envelope; a repeated id
 # gets the same seq; malformed bodies and chat ids get 400.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 P1=$(free_port)

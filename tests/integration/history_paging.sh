@@ -9,10 +9,7 @@
 # racerd is restarted (TERM, start again): same epoch, and the next
 # message gets seq 5001 (then 5002).
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 echo "history-paging-test-key-$$" >"$T/keys"

@@ -68,6 +68,15 @@ need() {
 	exit 77
 }
 
+# The tools most tests use: curl, redis-server, timeout and Debian's
+# python3-websockets (the independent WebSocket client).
+need_clients() {
+	need curl
+	need redis-server
+	need timeout
+	$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+}
+
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

@@ -6,11 +6,8 @@
 # 0 once its messages are acknowledged; --history, --since and --quiet
 # print exactly what they promise.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
+need_clients
 need mkfifo
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 2

@@ -8,10 +8,7 @@
 # (back-off, then reconnect), and a resume refused with 401 (join again
 # with since, the same user, nothing missed, the echo matched by id).
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 # expect STATUS PATTERN ARGS...: racer ARGS (empty input) exits STATUS
 # with exactly one line on stderr, matching the extended regular

@@ -9,11 +9,8 @@
 # message once, in order, and the blackholed worker's members hear nothing
 # while it lasts (so the blackhole was real).
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 PP=$(free_port)

@@ -15,11 +15,8 @@
 #   Origin 403;
 # - max-message-size = 512: 512 bytes are echoed, 513 close 1009.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 PC=$(free_port)

@@ -9,11 +9,8 @@
 # not before, with away and leave events to both survivors on A, which
 # stay connected and can still chat.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 PA=$(free_port)

@@ -12,10 +12,7 @@
 # member that starts reading 3 s after the flood:
 #   SLOW_ARGS="--read-delay 3 --require-frame" tests/integration/res_slow.sh
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 : "${REGDUMP:=$top_builddir/tests/regdump}"
 
 PORT=$(free_port)

@@ -9,11 +9,8 @@
 # send while the store is down gets "unavailable"; members stay
 # connected; /healthz is 503 with "error" during the outage and 200 after.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 REDIS_SOCK=$T/redis.sock
 mkdir -p "$T/rdata"

@@ -6,10 +6,7 @@
 # sending it again with its id is answered with the original seq. A POST
 # repeating an id gets the same seq. History holds each message once.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 echo "dedup-test-key-0123456789-$$" >"$T/keys"

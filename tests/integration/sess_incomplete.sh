@@ -9,11 +9,8 @@
 # replay, ?since=0&epoch=NEW gets complete:true; a chat with a member
 # connected through the flush still acknowledges its next message.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 P1=$(free_port)

@@ -10,10 +10,7 @@
 # the number of distinct messages sent; every connection ended with
 # 4200 or 1001.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 2 "reconnect-window = 30"

@@ -6,11 +6,8 @@
 # Each time it ends up with exactly seq 1..500: replay, resumed
 # complete:true, then live traffic, no gap and no duplicate at the seam.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 
 start_redis
 P1=$(free_port)

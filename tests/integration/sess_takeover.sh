@@ -6,10 +6,7 @@
 # refused with a 4xx; the connected holder is closed with 4009; the
 # winner replayed complete:true and receives the next message.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 2 "reconnect-window = 30"

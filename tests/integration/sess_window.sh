@@ -7,10 +7,7 @@
 # nothing). A close 1000 ends the session at once: leave, 401, and the
 # next plain join replays again; the position is handed over only once.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
+need_clients
 
 PORT=$(free_port)
 write_conf "$T/racerd.conf" "$PORT" 2 "reconnect-window = 3"

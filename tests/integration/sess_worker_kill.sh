@@ -11,11 +11,8 @@
 # turn away within the lease and leave after the window, with a position
 # stored that their next join replays from.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
-need curl
-need redis-server
+need_clients
 need redis-cli
-need timeout
-$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 : "${REGDUMP:=$top_builddir/tests/regdump}"
 
 start_redis
