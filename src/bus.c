@@ -210,27 +210,19 @@ bus_script_register(struct bus_script *sc)
 	bus.scripts[bus.nscripts++] = sc;
 }
 
-/* Parse "unix:/path[?db=N]" or "redis://host[:port][/db]". */
+/* Take the store's address apart (config.c validated it). */
 static int
 bus_parse(const char *addr)
 {
-	const char	*q;
+	struct config_store	 st;
 
-	bus.port = 6379;
-	bus.db = 0;
-	if (strncmp(addr, "unix:", 5) == 0) {
-		snprintf(bus.path, sizeof bus.path, "%s", addr + 5);
-		bus.path[strcspn(bus.path, "?")] = '\0';
-		if ((q = strstr(addr, "?db=")) != NULL)
-			bus.db = atoi(q + 4);
-		return (0);
-	}
-	if (sscanf(addr, "redis://%255[^:/]:%d/%d", bus.host, &bus.port,
-	    &bus.db) >= 1)
-		return (0);
-	if (sscanf(addr, "redis://%255[^:/]/%d", bus.host, &bus.db) >= 1)
-		return (0);
-	return (-1);
+	if (config_store_parse(addr, &st) != 0)
+		return (-1);
+	snprintf(bus.host, sizeof bus.host, "%s", st.host);
+	snprintf(bus.path, sizeof bus.path, "%s", st.path);
+	bus.port = st.port;
+	bus.db = st.db;
+	return (0);
 }
 
 static struct bus_link *

@@ -354,6 +354,42 @@ config_check_redis(const char *s)
 }
 
 /*
+ * Split a store address ("unix:/PATH[?db=N]" or "redis://HOST[:PORT][/DB]",
+ * HOST possibly "[V6]") into out.  Returns 0, or -1 if it is not one.
+ */
+int
+config_store_parse(const char *s, struct config_store *out)
+{
+	size_t	 n;
+
+	memset(out, 0, sizeof *out);
+	out->port = 6379;
+	if (config_check_redis(s) != NULL || strcmp(s, "embedded") == 0)
+		return (-1);
+	if (strncmp(s, "unix:", 5) == 0) {
+		s += 5;
+		n = strcspn(s, "?");
+		memcpy(out->path, s, n);
+		if (s[n] != '\0')
+			out->db = atoi(s + n + 4);
+		return (0);
+	}
+	s += 8;
+	n = config_host_len(s);
+	if (*s == '[')
+		memcpy(out->host, s + 1, n - 2);
+	else
+		memcpy(out->host, s, n);
+	s += n;
+	if (*s == ':')
+		out->port = atoi(++s);
+	s += strcspn(s, "/");
+	if (*s == '/')
+		out->db = atoi(s + 1);
+	return (0);
+}
+
+/*
  * Sets option o of cfg from the string value.  Returns 0, or -1 with
  * "KEY: "VALUE" REASON" in *cause (the caller adds where it came from).
  */

@@ -91,6 +91,13 @@ struct config_option {
 extern const struct config_option config_table[];
 extern const size_t config_table_size;
 
+struct config_store {
+	char		 host[256];	/* TCP; brackets of [V6] removed */
+	char		 path[108];	/* or a unix socket */
+	int		 port;
+	int		 db;
+};
+int		 config_store_parse(const char *, struct config_store *);
 struct config	*config_default(void);
 struct config	*config_load(const char *, char **);
 void		 config_free(struct config *);

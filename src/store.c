@@ -52,23 +52,18 @@ static redisContext *
 store_connect_sync(const char *addr, int timeout_ms)
 {
 	struct timeval	 tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	struct config_store st;
 	redisContext	*c;
 	redisReply	*r;
-	char		 host[256], path[256];
-	int		 port = 6379, db = 0;
+	int		 db;
 
-	if (strncmp(addr, "unix:", 5) == 0) {
-		snprintf(path, sizeof path, "%s", addr + 5);
-		path[strcspn(path, "?")] = '\0';
-		c = redisConnectUnixWithTimeout(path, tv);
-		if (strstr(addr, "?db=") != NULL)
-			db = atoi(strstr(addr, "?db=") + 4);
-	} else {
-		if (sscanf(addr, "redis://%255[^:/]:%d/%d", host, &port,
-		    &db) < 1)
-			return (NULL);
-		c = redisConnectWithTimeout(host, port, tv);
-	}
+	if (config_store_parse(addr, &st) != 0)
+		return (NULL);
+	db = st.db;
+	if (st.path[0] != '\0')
+		c = redisConnectUnixWithTimeout(st.path, tv);
+	else
+		c = redisConnectWithTimeout(st.host, st.port, tv);
 	if (c == NULL)
 		return (NULL);
 	if (c->err) {

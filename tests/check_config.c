@@ -197,6 +197,38 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+START_TEST(test_store_parse)
+{
+	struct config_store	 st;
+
+	ck_assert_int_eq(config_store_parse("unix:/run/r.sock?db=3", &st), 0);
+	ck_assert_str_eq(st.path, "/run/r.sock");
+	ck_assert_str_eq(st.host, "");
+	ck_assert_int_eq(st.db, 3);
+	ck_assert_int_eq(config_store_parse("unix:/run/r.sock", &st), 0);
+	ck_assert_int_eq(st.db, 0);
+	ck_assert_int_eq(config_store_parse("redis://cache.lan", &st), 0);
+	ck_assert_str_eq(st.host, "cache.lan");
+	ck_assert_int_eq(st.port, 6379);
+	ck_assert_int_eq(st.db, 0);
+	ck_assert_int_eq(config_store_parse("redis://10.0.0.2:6380/4", &st),
+	    0);
+	ck_assert_str_eq(st.host, "10.0.0.2");
+	ck_assert_int_eq(st.port, 6380);
+	ck_assert_int_eq(st.db, 4);
+	ck_assert_int_eq(config_store_parse("redis://[::1]:7000/2", &st), 0);
+	ck_assert_str_eq(st.host, "::1");
+	ck_assert_int_eq(st.port, 7000);
+	ck_assert_int_eq(st.db, 2);
+	ck_assert_int_eq(config_store_parse("redis://h/9", &st), 0);
+	ck_assert_str_eq(st.host, "h");
+	ck_assert_int_eq(st.db, 9);
+	ck_assert_int_eq(config_store_parse("embedded", &st), -1);
+	ck_assert_int_eq(config_store_parse("redis://", &st), -1);
+	ck_assert_int_eq(config_store_parse("http://h", &st), -1);
+}
+END_TEST
+
 START_TEST(test_table)
 {
 	const struct config_option	*o, *p;
@@ -712,6 +744,7 @@ config_suite(void)
 
 	tc = tcase_create("table");
 	tcase_add_test(tc, test_table);
+	tcase_add_test(tc, test_store_parse);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse");
