@@ -19,7 +19,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -152,51 +151,42 @@ api_req_free(struct api_req *a)
 }
 
 static void
-api_on_history(void *reply_, void *arg)
+api_on_history(const struct bus_page *page, void *arg)
 {
-	redisReply	*reply = reply_, *e;
 	struct api_req	*a = arg;
 	struct evbuffer	*b;
 	json_t		*chat;
 	char		*s, *body;
 	size_t		 i, len;
-	long long	 latest, last = -1;
 
 	if (a->c->state != CONN_HTTP)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 2 || reply->elements % 2 != 0 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
+	if (page == NULL) {
 		http_error(conn_output(a->c), 503, "store unavailable", NULL,
 		    a->keep);
 		conn_answered(a->c, a->keep);
 		goto out;
 	}
-	latest = reply->element[0]->integer;
 	b = evbuffer_new();
 	chat = json_string(a->chat);
 	s = json_dumps(chat, JSON_ENCODE_ANY);
 	evbuffer_add_printf(b, "{\"chat\":%s,\"epoch\":", s);
 	free(s);
 	json_decref(chat);
-	e = reply->element[1];
-	if (e->type == REDIS_REPLY_STRING)
-		evbuffer_add_printf(b, "\"%s\"", e->str);
+	if (page->epoch != NULL)
+		evbuffer_add_printf(b, "\"%s\"", page->epoch);
 	else
 		evbuffer_add_printf(b, "null");
-	evbuffer_add_printf(b, ",\"latest\":%lld,\"messages\":[", latest);
-	for (i = 2; i + 1 < reply->elements; i += 2) {
-		if (reply->element[i]->type != REDIS_REPLY_INTEGER ||
-		    reply->element[i + 1]->type != REDIS_REPLY_STRING)
-			continue;
-		if (last != -1)
+	evbuffer_add_printf(b, ",\"latest\":%llu,\"messages\":[",
+	    (unsigned long long)page->latest);
+	for (i = 0; i < page->n; i++) {
+		if (i > 0)
 			evbuffer_add(b, ",", 1);
-		last = reply->element[i]->integer;
-		evbuffer_add(b, reply->element[i + 1]->str,
-		    reply->element[i + 1]->len);
+		evbuffer_add(b, page->entries[i].env, page->entries[i].len);
 	}
-	if (last != -1 && last < latest)
-		evbuffer_add_printf(b, "],\"next\":%lld}", last);
+	if (page->n > 0 && page->entries[page->n - 1].seq < page->latest)
+		evbuffer_add_printf(b, "],\"next\":%llu}",
+		    (unsigned long long)page->entries[page->n - 1].seq);
 	else
 		evbuffer_add_printf(b, "],\"next\":null}");
 	len = evbuffer_get_length(b);
@@ -247,22 +237,19 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 }
 
 static void
-api_on_published(void *reply_, void *arg)
+api_on_published(const struct bus_sent *sent, void *arg)
 {
-	redisReply	*reply = reply_;
 	struct api_req	*a = arg;
 	char		 body[64];
 
 	if (a->c->state != CONN_HTTP)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 2 ||
-	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+	if (sent == NULL) {
 		http_error(conn_output(a->c), 503, "store unavailable; send "
 		    "it again with the same id", NULL, a->keep);
 	} else {
-		snprintf(body, sizeof body, "{\"seq\":%lld}",
-		    reply->element[1]->integer);
+		snprintf(body, sizeof body, "{\"seq\":%llu}",
+		    (unsigned long long)sent->seq);
 		http_response(conn_output(a->c), 201, NULL,
 		    "application/json", body, strlen(body), a->keep);
 	}
@@ -361,51 +348,27 @@ api_messages(struct conn *c, const struct http_req *req, const char *chat,
 	return (0);
 }
 
-static int
-api_cmp_member(const void *a, const void *b)
-{
-	return (strcmp(*(char *const *)a, *(char *const *)b));
-}
-
 static void
-api_on_presence(void *reply_, void *arg)
+api_on_presence(const struct bus_member *m, size_t n, void *arg)
 {
-	redisReply	*reply = reply_, *v;
 	struct api_req	*a = arg;
-	json_t		*o, *list, *m;
-	char		**users, *body, *sp;
-	size_t		 i, j, n = 0;
-	int		 connected;
+	json_t		*o, *list;
+	char		*body;
+	size_t		 i;
 
 	if (a->c->state != CONN_HTTP)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (m == NULL) {
 		http_error(conn_output(a->c), 503, "store unavailable", NULL,
 		    a->keep);
 		conn_answered(a->c, a->keep);
 		goto out;
 	}
-	/* Values are "STATE USER" per session; one entry per user. */
-	users = xcalloc(reply->elements / 2 + 1, sizeof *users);
-	for (i = 1; i < reply->elements; i += 2) {
-		v = reply->element[i];
-		if (v->type == REDIS_REPLY_STRING &&
-		    (sp = strchr(v->str, ' ')) != NULL)
-			users[n++] = v->str;
-	}
-	qsort(users, n, sizeof *users, api_cmp_member);
 	list = json_array();
-	for (i = 0; i < n; i = j) {
-		sp = strchr(users[i], ' ');
-		connected = 0;
-		for (j = i; j < n && strcmp(strchr(users[j], ' '), sp) == 0;
-		    j++)
-			connected |= strncmp(users[j], "connected ", 10) == 0;
-		m = json_pack("{s:s, s:s}", "user", sp + 1, "state",
-		    connected ? "connected" : "away");
-		json_array_append_new(list, m);
-	}
-	free(users);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s}", "user",
+		    m[i].user, "state", m[i].connected ? "connected" :
+		    "away"));
 	o = json_pack("{s:s, s:o}", "chat", a->chat, "members", list);
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -426,7 +389,6 @@ api_presence(struct conn *c, const struct http_req *req, const char *chat,
     size_t len, int keep)
 {
 	struct api_req	*a;
-	struct bus_call	*call;
 
 	if (req->method != HTTP_GET) {
 		http_error(conn_output(c), 405, "method not allowed",
@@ -434,10 +396,7 @@ api_presence(struct conn *c, const struct http_req *req, const char *chat,
 		return (0);
 	}
 	a = api_req_new(c, chat, len, keep);
-	call = bus_call_new(api_on_presence, a);
-	bus_call_arg(call, "HGETALL", 7);
-	bus_call_key(call, chat, len, "who");
-	if (bus_call_send(call) != 0) {
+	if (bus_presence(chat, len, api_on_presence, a) != 0) {
 		http_error(conn_output(c), 503, "store unavailable", NULL, keep);
 		api_req_free(a);
 		conn_answered(c, keep);

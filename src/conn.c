@@ -25,7 +25,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -51,6 +50,7 @@ conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 		frame_unref(h->f);
 		free(h);
 	}
+	join_free(c);
 	ws_free(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
@@ -284,18 +284,12 @@ conn_origin_allowed(const char *origin)
 	return (0);
 }
 
-/* What an upgrade waiting for the store needs of its request. */
-struct conn_upgrade {
-	struct conn	*c;
-	int		 keep;
-	char		 chat[HTTP_CHAT_ID_MAX + 1];
-	char		 key[32];
-	char		 user[CONN_USER_MAX + 1];	/* "" if not given */
-	int64_t		 last;				/* -1 if not given */
-};
-
-/* The last step of an upgrade: join, 101, welcome when the room is ready. */
-static void
+/*
+ * The upgrade itself (join.c calls it): count the connection, join the
+ * room, answer 101.  Returns 0, or -1 if it was refused with an HTTP
+ * answer or closed.
+ */
+int
 conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
     int keep)
 {
@@ -312,86 +306,35 @@ conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
 		c->counted = 0;
 		wk.nws--;
 		http_error(out, 503, "too many connections", NULL, keep);
-		return;
+		return (-1);
 	}
 	if (room_join(c, chat, strlen(chat)) == NULL) {
 		http_error(out, 503, errno == ENOSPC ? "too many chats" :
 		    "cannot join the chat", NULL, keep);
-		return;
+		return (-1);
 	}
 	snprintf(hdr, sizeof hdr, "X-Racerd-Worker: %d\r\n", wk.idx);
 	if (http_ws_response(out, key, hdr) != 0 || ws_start(c) != 0) {
 		conn_close(c);
-		return;
+		return (-1);
 	}
 	evtimer_del(c->timer);
 	wk.counters->handshakes++;
-	room_greet(c);
+	return (0);
 }
 
-static void
-conn_on_claim(void *reply_, void *arg)
+/*
+ * A connection upgraded after waiting for the store: the parser's work is
+ * done, and frames may have arrived right behind the request.
+ */
+void
+conn_ws_begin(struct conn *c)
 {
-	redisReply	*reply = reply_;
-	struct conn_upgrade *u = arg;
-	struct conn	*c = u->c;
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	int		 keep = u->keep;
-
-	if (c->state != CONN_HTTP)
-		goto out;
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-		http_error(out, 503, "store unavailable", NULL, keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	if (reply->type == REDIS_REPLY_NIL) {
-		http_error(out, 401, "session unknown or expired: join again "
-		    "without it", NULL, keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	if (reply->type == REDIS_REPLY_STRING) {
-		http_error(out, 403, "session belongs to another user", NULL,
-		    keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
-	    reply->element[4]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[0]->type != REDIS_REPLY_STRING ||
-	    reply->element[1]->type != REDIS_REPLY_STRING) {
-		http_error(out, 500, "bad session record", NULL, keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	snprintf(c->user, sizeof c->user, "%s", reply->element[0]->str);
-	if (c->resume_epoch[0] == '\0')
-		snprintf(c->resume_epoch, sizeof c->resume_epoch, "%s",
-		    reply->element[1]->str);
-	if (u->last >= 0)
-		c->resume_from = u->last;
-	else if (reply->element[2]->type == REDIS_REPLY_STRING)
-		c->resume_from = strtoll(reply->element[2]->str, NULL, 10);
-	else
-		c->resume_from = 0;
-	c->attached = 1;
-	c->resuming = 1;
-	c->gen = reply->element[4]->integer;
 	c->waiting = 0;
-	conn_upgrade_finish(c, u->chat, u->key, keep);
-	if (c->state == CONN_WS) {
-		http_parse_free(c->hp);
-		c->hp = NULL;
-	}
-	if (c->state == CONN_HTTP)
-		conn_answered(c, keep);
-	else if (c->state == CONN_WS &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	http_parse_free(c->hp);
+	c->hp = NULL;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		ws_input(c);
-out:
-	conn_unref(c);
-	free(u);
 }
 
 /* Read an optional sequence number from the query. Returns 0 or -1. */
@@ -422,9 +365,10 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
     size_t chat_len, int keep)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	struct conn_upgrade *u;
+	struct join_params p;
 	const char	*msg, *extra, *why;
 	char		 token[CONN_TOKEN_LEN + 2], name[HTTP_CHAT_ID_MAX + 1];
+	char		 epoch[BUS_EPOCH_MAX + 1];
 	uint8_t		 rnd[4];
 	size_t		 len, tlen, elen;
 	int64_t		 last, since;
@@ -444,20 +388,20 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 		http_error(out, 503, "too many connections", NULL, keep);
 		return;
 	}
+	c->user[0] = '\0';
 	rc = http_query_get(req->query, "user", c->user, sizeof c->user,
 	    &len);
 	trc = http_query_get(req->query, "session", token, sizeof token,
 	    &tlen);
-	erc = http_query_get(req->query, "epoch", c->resume_epoch,
-	    sizeof c->resume_epoch, &elen);
+	erc = http_query_get(req->query, "epoch", epoch, sizeof epoch, &elen);
 	if (rc == -1 || (rc == 1 &&
 	    !http_valid_id(c->user, len, CONN_USER_MAX))) {
 		http_error(out, 400, "invalid user id", NULL, keep);
 		return;
 	}
 	if (trc == -1 || (trc == 1 && !sess_valid_token(token, tlen)) ||
-	    erc == -1 || (erc == 1 && !http_valid_id(c->resume_epoch, elen,
-	    64)) || conn_query_seq(req, "last", &last) != 0 ||
+	    erc == -1 || (erc == 1 && !http_valid_id(epoch, elen,
+	    BUS_EPOCH_MAX)) || conn_query_seq(req, "last", &last) != 0 ||
 	    conn_query_seq(req, "since", &since) != 0) {
 		http_error(out, 400, "invalid session, epoch, last or since",
 		    NULL, keep);
@@ -474,36 +418,19 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 	sess_new(c);
 	memcpy(name, chat, chat_len);
 	name[chat_len] = '\0';
-	if (trc == 1) {
-		/* A resume: the store must know the token, before the 101. */
-		u = xcalloc(1, sizeof *u);
-		u->c = c;
-		u->keep = keep;
-		u->last = last;
-		snprintf(u->chat, sizeof u->chat, "%s", name);
-		snprintf(u->key, sizeof u->key, "%.30s", req->ws_key);
-		memcpy(c->session, token, CONN_TOKEN_LEN);
-		c->session[CONN_TOKEN_LEN] = '\0';
-		conn_ref(c);
-		conn_wait(c);
-		if (sess_claim(c, name, token, rc == 1 ? c->user : "",
-		    conn_on_claim, u) != 0) {
-			conn_unref(c);
-			free(u);
-			http_error(out, 503, "store unavailable", NULL, keep);
-			conn_answered(c, keep);
-		}
-		return;
-	}
-	if (rc == 0) {
+	if (trc == 0 && rc == 0) {
 		randombytes_buf(rnd, sizeof rnd);
 		memcpy(c->user, "guest-", 6);
 		sodium_bin2hex(c->user + 6, 9, rnd, sizeof rnd);
 	}
-	c->resume_from = since;
-	if (since >= 0)
-		c->resuming = 1;
-	conn_upgrade_finish(c, name, req->ws_key, keep);
+	p.chat = name;
+	p.key = req->ws_key;
+	p.keep = keep;
+	p.token = trc == 1 ? token : NULL;
+	p.last = last;
+	p.since = trc == 1 ? -1 : since;
+	p.epoch = erc == 1 ? epoch : "";
+	join_start(c, &p);
 }
 
 /* Answer one complete request. */

@@ -23,7 +23,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <wslay/wslay.h>
 
 #include "racerd.h"
@@ -101,27 +100,23 @@ ws_refuse(struct conn *c, const char *code, const char *message)
 }
 
 static void
-ws_on_history(void *reply_, void *arg)
+ws_on_history(const struct bus_page *page, void *arg)
 {
-	redisReply	*reply = reply_;
 	struct conn	*c = arg;
 	const char	**envs;
 	char		*s;
-	size_t		 i, n = 0;
+	size_t		 i;
 
 	if (c->state != CONN_WS)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 2) {
+	if (page == NULL) {
 		ws_send_error(c, "unavailable", "the store is unavailable");
 		goto out;
 	}
-	envs = xcalloc(reply->elements / 2 + 1, sizeof *envs);
-	for (i = 2; i + 1 < reply->elements; i += 2) {
-		if (reply->element[i + 1]->type == REDIS_REPLY_STRING)
-			envs[n++] = reply->element[i + 1]->str;
-	}
-	s = proto_history(envs, n);
+	envs = xcalloc(page->n + 1, sizeof *envs);
+	for (i = 0; i < page->n; i++)
+		envs[i] = page->entries[i].env;
+	s = proto_history(envs, page->n);
 	ws_send_text(c, s, strlen(s));
 	free(s);
 	free(envs);
