@@ -49,6 +49,9 @@
 #define BUS_BACKOFF_MIN_MS	100
 #define BUS_BACKOFF_MAX_MS	5000
 #define BUS_RANGE_COUNT		1000	/* entries per history read */
+#define BUS_SLACK_MS		300000	/* records outlive deadlines by */
+#define BUS_EMPTY_TTL_MS	86400000	/* a chat never written to */
+#define BUS_EXPIRE_BATCH	1000	/* sessions one sweep looks at */
 
 #define BUS_PREFIX		"racerd:{chat:"
 #define BUS_DUE			"racerd:due"
@@ -109,6 +112,8 @@ static struct {
 	char			 sha[BUS_NSCRIPTS][41];	/* EVALSHA names */
 	int			 closing;
 	u_int			 pending;	/* calls awaiting a reply */
+	uint64_t		 expire_window;	/* of the last sweep */
+	int			 expire_pos_ttl;
 } bus;
 
 static void	bus_connect(struct bus_link *);
@@ -1117,12 +1122,21 @@ bus_done_members(struct bus_call *call, const redisReply *r)
 	free(m);
 }
 
+/* A sweep that looked at a whole batch goes on: churn never outruns it. */
 static void
 bus_done_expired(__unused struct bus_call *call, const redisReply *r)
 {
-	if (bus_is(r, REDIS_REPLY_INTEGER) && r->integer > 0)
-		log_debug("ended %lld session(s) past their window",
-		    r->integer);
+	uint64_t	 ended, seen;
+
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements != 2 ||
+	    bus_u64(r->element[0], &ended) != 0 ||
+	    bus_u64(r->element[1], &seen) != 0)
+		return;
+	if (ended > 0)
+		log_debug("ended %llu session(s) past their window",
+		    (unsigned long long)ended);
+	if (seen >= BUS_EXPIRE_BATCH && !bus.closing)
+		bus_expire(bus.expire_window, bus.expire_pos_ttl);
 }
 
 /* Append the keys seq, epoch and log of a chat. */
@@ -1149,6 +1163,8 @@ bus_room_info(const char *chat, size_t len, bus_info_cb *cb, void *arg)
 	call->cb.info = cb;
 	bus_call_chat_keys(call, chat, len);
 	bus_call_epoch(call);
+	bus_call_u64(call, wk.cfg->history_ttl > 0 ?
+	    (uint64_t)wk.cfg->history_ttl * 1000 : BUS_EMPTY_TTL_MS);
 	return (bus_call_send(call));
 }
 
@@ -1172,7 +1188,8 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 	bus_call_key(call, chat, len, "epoch");
 	bus_call_key(call, chat, len, "log");
 	if (*id != '\0') {
-		xasprintf(&dedup, "id:%s:%s", user, id);
+		/* The user's length keeps (a, b:c) apart from (a:b, c). */
+		xasprintf(&dedup, "id:%zu:%s:%s", strlen(user), user, id);
 		bus_call_key(call, chat, len, dedup);
 		free(dedup);
 	}
@@ -1300,6 +1317,7 @@ bus_attach(const struct bus_session *s, const char *epoch, uint64_t last,
 	bus_call_member(call, s->chat, s->token);
 	bus_call_channel(call, s->chat, strlen(s->chat));
 	bus_call_str(call, s->token);
+	bus_call_u64(call, BUS_SLACK_MS);
 	return (bus_call_send(call));
 }
 
@@ -1326,6 +1344,7 @@ bus_claim(const struct bus_session *s, uint64_t deadline, bus_claim_cb *cb,
 	bus_call_str(call, s->token);
 	bus_call_str(call, s->user);
 	bus_call_u64(call, util_now_ms());
+	bus_call_u64(call, BUS_SLACK_MS);
 	return (bus_call_send(call));
 }
 
@@ -1350,6 +1369,7 @@ bus_detach(const struct bus_session *s, uint64_t last, uint64_t deadline)
 	bus_call_channel(call, s->chat, strlen(s->chat));
 	bus_call_str(call, s->user);
 	bus_call_str(call, s->token);
+	bus_call_u64(call, BUS_SLACK_MS);
 	return (bus_call_send(call));
 }
 
@@ -1388,12 +1408,16 @@ bus_expire(uint64_t window, int pos_ttl)
 {
 	struct bus_call	*call;
 
+	bus.expire_window = window;
+	bus.expire_pos_ttl = pos_ttl;
 	call = bus_script_call(BUS_EXPIRE, bus_done_expired, NULL);
 	bus_call_str(call, "1");
 	bus_call_str(call, BUS_DUE);
 	bus_call_u64(call, util_now_ms());
 	bus_call_u64(call, window);
 	bus_call_u64(call, pos_ttl);
+	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, BUS_EXPIRE_BATCH);
 	return (bus_call_send(call));
 }
 
@@ -1413,6 +1437,7 @@ bus_renew(const struct bus_lease *l, size_t n, uint64_t deadline)
 	bus_call_str(call, "1");
 	bus_call_str(call, BUS_DUE);
 	bus_call_u64(call, deadline);
+	bus_call_u64(call, BUS_SLACK_MS);
 	for (i = 0; i < n; i++) {
 		bus_call_member(call, l[i].chat, l[i].token);
 		bus_call_str(call, l[i].owner);

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "racerd.h"
@@ -56,6 +57,7 @@ static const char	*config_check_instance(const char *);
 static const char	*config_check_path(const char *);
 static const char	*config_check_redis(const char *);
 static const char	*config_check_origins(const char *);
+static const char	*config_check_memory(const char *);
 static void		 config_parse_error(struct config_parse *,
 			     const char *, ...)
 			     __attribute__((__format__(__printf__, 2, 3)));
@@ -90,6 +92,9 @@ const struct config_option config_table[] = {
 	{ "redis", CONFIG_STRING, 1, PATH_MAX - 1, "embedded", OFF(redis),
 	  "the store: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]",
 	  config_check_redis },
+	{ "store-max-memory", CONFIG_STRING, 0, 32, "", OFF(store_max_memory),
+	  "memory the embedded store may use (bytes, or with kb, mb, gb); "
+	  "empty: a quarter of RAM", config_check_memory },
 	{ "max-connections", CONFIG_INT, 0, 16777216, "0",
 	  OFF(max_connections),
 	  "WebSocket connections on this host at once; 0: no limit", NULL },
@@ -281,6 +286,21 @@ config_check_path(const char *s)
 }
 
 /* Origins: http(s)://HOST[:PORT] words separated by blanks, or "*". */
+static const char *
+config_check_memory(const char *s)
+{
+	size_t	 n = strspn(s, "0123456789");
+
+	if (*s == '\0')
+		return (NULL);
+	if (n == 0 || (s[n] != '\0' && strcasecmp(s + n, "kb") != 0 &&
+	    strcasecmp(s + n, "mb") != 0 && strcasecmp(s + n, "gb") != 0))
+		return ("is not a size in bytes (optionally with kb, mb or gb)");
+	if (strspn(s, "0") == n)
+		return ("must be more than 0");
+	return (NULL);
+}
+
 static const char *
 config_check_origins(const char *s)
 {

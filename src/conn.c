@@ -78,6 +78,30 @@ conn_unref(struct conn *c)
 		fatalx("event_base_once failed");
 }
 
+/*
+ * A WebSocket counts against max-connections in the registry from its
+ * upgrade until it closes or is refused; these two are the only places
+ * that count.
+ */
+static void
+conn_count(struct conn *c)
+{
+	RD_ASSERT(!c->counted);
+	reg_worker_conns(wk.reg, wk.idx, 1);
+	c->counted = 1;
+	wk.nws++;
+}
+
+static void
+conn_uncount(struct conn *c)
+{
+	if (!c->counted)
+		return;
+	reg_worker_conns(wk.reg, wk.idx, -1);
+	c->counted = 0;
+	wk.nws--;
+}
+
 /* Stop using the connection now; it is freed when unreferenced. */
 void
 conn_close(struct conn *c)
@@ -91,10 +115,7 @@ conn_close(struct conn *c)
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
-	if (c->counted) {
-		reg_worker_conns(wk.reg, wk.idx, -1);
-		wk.nws--;
-	}
+	conn_uncount(c);
 	conn_unref(c);
 }
 
@@ -297,18 +318,15 @@ conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
 	char		 hdr[64];
 
 	/* Count first, then look: racing upgrades never pass the limit. */
-	reg_worker_conns(wk.reg, wk.idx, 1);
-	c->counted = 1;
-	wk.nws++;
+	conn_count(c);
 	if (wk.cfg->max_connections > 0 &&
 	    reg_total_conns(wk.reg) > (uint64_t)wk.cfg->max_connections) {
-		reg_worker_conns(wk.reg, wk.idx, -1);
-		c->counted = 0;
-		wk.nws--;
+		conn_uncount(c);
 		http_error(out, 503, "too many connections", NULL, keep);
 		return (-1);
 	}
 	if (room_join(c, chat, strlen(chat)) == NULL) {
+		conn_uncount(c);
 		http_error(out, 503, errno == ENOSPC ? "too many chats" :
 		    "cannot join the chat", NULL, keep);
 		return (-1);
@@ -578,6 +596,8 @@ conn_drained(struct conn *c)
 	c->flushed_seq = c->queued_seq;
 	if (c->state == CONN_CLOSING)
 		conn_close(c);
+	else if (c->join != NULL)
+		join_output_drained(c);
 }
 
 /* The bufferevent finished what a partial write left: back to idle. */

@@ -25,9 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "racerd.h"
 #include "http.h"
 #include "proto.h"
+
+#define JOIN_PAGE	100	/* history entries read at once in a replay */
 
 enum join_state {
 	JOIN_CLAIM,
@@ -47,6 +51,8 @@ struct join {
 	int64_t		 last;		/* ?last=, or -1 */
 	int64_t		 from;		/* replay after this, or -1: none */
 	uint64_t	 replay_to;	/* the latest seq at the welcome */
+	uint64_t	 next;		/* replay: the next seq to read */
+	int		 paused;	/* replay: waiting for output to drain */
 	char		 epoch[BUS_EPOCH_MAX + 1];	/* "" for any */
 	char		 key[32];	/* Sec-WebSocket-Key */
 	char		 chat[];
@@ -59,8 +65,16 @@ join_claimed(const struct bus_claim *cl, void *arg)
 	struct join	*j = c->join;
 	int		 keep;
 
-	if (c->state != CONN_HTTP || j == NULL)
+	if (j == NULL)
 		goto out;
+	if (c->state != CONN_HTTP) {
+		/* Gone while claiming: a claimed session must not linger. */
+		if (cl != NULL && cl->result == BUS_CLAIM_OK) {
+			snprintf(c->user, sizeof c->user, "%s", cl->user);
+			sess_abandon(c, j->chat, cl->last >= 0 ? cl->last : 0);
+		}
+		goto out;
+	}
 	j->busy = 0;
 	keep = j->keep;
 	if (cl == NULL || cl->result != BUS_CLAIM_OK) {
@@ -100,12 +114,21 @@ join_attached(int ok, const struct bus_pos *pos, void *arg)
 	struct conn	*c = arg;
 	struct join	*j = c->join;
 
-	if (c->state != CONN_WS || c->room == NULL || j == NULL)
+	if (j == NULL)
 		goto out;
+	if (c->state != CONN_WS || c->room == NULL) {
+		/* Gone while attaching: away now, not when the lease ends. */
+		if (ok)
+			sess_abandon(c, j->chat, pos != NULL ? pos->seq :
+			    j->replay_to);
+		goto out;
+	}
 	j->busy = 0;
 	if (ok)
 		c->attached = 1;
-	if (pos != NULL && j->from < 0) {
+	if (j->from >= 0)
+		j->state = JOIN_REPLAY;		/* ?since= says where */
+	else if (pos != NULL) {
 		/* Handed over: what this user missed since they left. */
 		j->from = pos->seq;
 		snprintf(j->epoch, sizeof j->epoch, "%s", pos->epoch);
@@ -118,18 +141,19 @@ out:
 }
 
 static void
-join_resumed(struct conn *c, uint64_t replayed, int complete)
+join_resumed(struct conn *c, int complete)
 {
 	struct join	*j = c->join;
 	char		*s;
 
-	s = proto_resumed(j->from, j->replay_to, replayed, complete);
+	s = proto_resumed(j->from, j->replay_to, j->next - (j->from + 1),
+	    complete);
 	ws_send_text(c, s, strlen(s));
 	free(s);
 	j->state = JOIN_LIVE;
 }
 
-/* All or nothing: every seq from+1..replay_to, or none. */
+/* A page of the replay: every seq from j->next on, without a hole. */
 static void
 join_replayed(const struct bus_entry *e, size_t n, void *arg)
 {
@@ -141,17 +165,25 @@ join_replayed(const struct bus_entry *e, size_t n, void *arg)
 	if (c->state != CONN_WS || c->room == NULL || j == NULL)
 		goto out;
 	j->busy = 0;
-	want = j->replay_to - j->from;
+	want = j->replay_to - j->next + 1;
+	if (want > JOIN_PAGE)
+		want = JOIN_PAGE;
 	for (i = 0; e != NULL && i < n; i++)
-		if (e[i].seq != (uint64_t)j->from + 1 + i)
+		if (e[i].seq != j->next + i)
 			break;
-	if (e == NULL || n != want || i != n)
-		join_resumed(c, 0, 0);
-	else {
+	if (e == NULL || n != want || i != n) {
+		/*
+		 * A hole: history was trimmed past the client's position
+		 * (or, between two pages, past what is left to read).
+		 */
+		join_resumed(c, 0);
+	} else {
 		for (i = 0; i < n; i++)
 			ws_send_text(c, e[i].env, e[i].len);
-		c->queued_seq = j->replay_to;
-		join_resumed(c, want, 1);
+		j->next += n;
+		c->queued_seq = j->next - 1;
+		if (j->next > j->replay_to)
+			join_resumed(c, 1);
 	}
 	join_drive(c);
 out:
@@ -161,29 +193,58 @@ out:
 /*
  * Replay what the client missed after j->from, if its epoch is the
  * chat's, it is not more than recovery-max messages, and history still has
- * every one of them; else nothing, and resumed says complete:false.
+ * them; else nothing, and resumed says complete:false.  History is read a
+ * page at a time as the client takes it: a replay is not a slow client,
+ * and its output stays under max-outbound-bytes plus one page.
  */
 static void
 join_replay(struct conn *c, struct join *j)
 {
-	if ((j->epoch[0] != '\0' && strcmp(j->epoch,
-	    room_epoch(c->room)) != 0) || (uint64_t)j->from > j->replay_to ||
-	    j->replay_to - j->from > (uint64_t)wk.cfg->recovery_max) {
-		join_resumed(c, 0, 0);
+	struct evbuffer	*out = conn_output(c);
+	uint64_t	 to;
+
+	if (j->next == 0) {
+		j->next = j->from + 1;
+		if ((j->epoch[0] != '\0' && strcmp(j->epoch,
+		    room_epoch(c->room)) != 0) ||
+		    (uint64_t)j->from > j->replay_to ||
+		    j->replay_to - j->from > (uint64_t)wk.cfg->recovery_max) {
+			join_resumed(c, 0);
+			return;
+		}
+		/* Its position is what it had until the replay sends more. */
+		c->queued_seq = c->flushed_seq = j->from;
+	}
+	if (j->next > j->replay_to) {
+		join_resumed(c, 1);
 		return;
 	}
-	if ((uint64_t)j->from == j->replay_to) {
-		join_resumed(c, 0, 1);
+	if (evbuffer_get_length(out) > (size_t)wk.cfg->max_outbound_bytes / 2) {
+		j->paused = 1;		/* join_output_drained goes on */
 		return;
 	}
+	to = j->replay_to;
+	if (to - j->next + 1 > JOIN_PAGE)
+		to = j->next + JOIN_PAGE - 1;
 	conn_ref(c);
 	j->busy = 1;
 	if (bus_range(room_name(c->room), strlen(room_name(c->room)),
-	    j->from + 1, j->replay_to, j->replay_to - j->from, join_replayed,
-	    c) != 0) {
+	    j->next, to, to - j->next + 1, join_replayed, c) != 0) {
 		j->busy = 0;
 		conn_unref(c);
-		join_resumed(c, 0, 0);
+		join_resumed(c, 0);
+	}
+}
+
+/* The connection's output drained: a paused replay goes on. */
+void
+join_output_drained(struct conn *c)
+{
+	struct join	*j = c->join;
+
+	if (j != NULL && j->paused && c->state == CONN_WS) {
+		j->paused = 0;
+		join_drive(c);
 	}
 }
 
@@ -198,7 +259,8 @@ join_drive(struct conn *c)
 	char		*s;
 	int		 keep, resume;
 
-	while ((j = c->join) != NULL && !j->busy && c->state != CONN_DEAD) {
+	while ((j = c->join) != NULL && !j->busy && !j->paused &&
+	    c->state != CONN_DEAD) {
 		switch (j->state) {
 		case JOIN_CLAIM:
 			conn_ref(c);
@@ -243,8 +305,7 @@ join_drive(struct conn *c)
 			j->replay_to = room_latest(c->room);
 			if (j->resume && c->gen > 0)
 				sess_check_gen(c);
-			j->state = j->resume || j->from >= 0 ? JOIN_REPLAY :
-			    JOIN_ATTACH;
+			j->state = j->resume ? JOIN_REPLAY : JOIN_ATTACH;
 			break;
 		case JOIN_ATTACH:
 			conn_ref(c);
@@ -253,11 +314,14 @@ join_drive(struct conn *c)
 			    join_attached, c) != 0) {
 				j->busy = 0;
 				conn_unref(c);
-				j->state = JOIN_LIVE;
+				j->state = j->from >= 0 ? JOIN_REPLAY :
+				    JOIN_LIVE;
 			}
 			break;
 		case JOIN_REPLAY:
 			join_replay(c, j);
+			if (j->paused)
+				return;
 			break;
 		case JOIN_LIVE:
 			join_free(c);

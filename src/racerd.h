@@ -51,6 +51,7 @@ struct config {
 	int		 shutdown_timeout;	/* seconds */
 	int		 max_chats;	/* registry room capacity */
 	char		*redis;		/* "embedded", redis://..., unix:... */
+	char		*store_max_memory;	/* "": a quarter of RAM */
 	char		*api_key_file;	/* "": no HTTP publishing */
 	char		*allowed_origins;	/* "": any */
 	int		 max_connections;	/* 0: no limit */
@@ -245,6 +246,7 @@ struct join_params {
 void		 join_start(struct conn *, const struct join_params *);
 void		 join_drive(struct conn *);
 void		 join_free(struct conn *);
+void		 join_output_drained(struct conn *);
 
 /* bus.c */
 #define BUS_EPOCH_MAX	64		/* bytes of an epoch */
@@ -374,6 +376,7 @@ int		 sess_attach(struct conn *, const char *, uint64_t,
 int		 sess_claim(struct conn *, const char *, bus_claim_cb *,
 		     void *);
 void		 sess_detach(struct conn *);
+void		 sess_abandon(struct conn *, const char *, uint64_t);
 void		 sess_check_gen(struct conn *);
 void		 sess_taken_over(struct conn *);
 

@@ -208,7 +208,12 @@ room_new(const char *name, size_t len)
 	return (r);
 }
 
-/* Queue a frame to a member, or hold it while the member replays. */
+/*
+ * Queue a frame to a member, or hold it while the member joins.  Every
+ * delivery to a member passes here, and a message at or below what the
+ * member already has is never sent again (live, gap fill, held or
+ * replayed: the one guard of "no duplicates" per connection).
+ */
 static void
 room_send(struct conn *c, struct frame *f, uint64_t seq)
 {
@@ -226,6 +231,8 @@ room_send(struct conn *c, struct frame *f, uint64_t seq)
 		c->held_tail = &h->next;
 		return;
 	}
+	if (seq != 0 && seq <= c->queued_seq)
+		return;
 	if (ws_send_frame(c, f) == 0 && seq != 0)
 		c->queued_seq = seq;
 }
@@ -239,8 +246,7 @@ room_release(struct conn *c)
 	c->replaying = 0;
 	while ((h = c->held) != NULL) {
 		c->held = h->next;
-		if (h->seq == 0 || h->seq > c->queued_seq)
-			room_send(c, h->f, h->seq);
+		room_send(c, h->f, h->seq);
 		frame_unref(h->f);
 		free(h);
 	}
@@ -530,6 +536,8 @@ room_claimed(struct room *r, const char *token, uint64_t gen)
 static void
 room_message(struct room *r, const struct bus_event *ev)
 {
+	struct conn	*c;
+
 	if (r->known && (strlen(r->epoch) != ev->elen ||
 	    memcmp(r->epoch, ev->epoch, ev->elen) != 0)) {
 		/* The store lost the chat's history: a new epoch begins. */
@@ -539,6 +547,8 @@ room_message(struct room *r, const struct bus_event *ev)
 		    ev->epoch);
 		r->last = 0;
 		room_drop_held(r);
+		TAILQ_FOREACH(c, &r->members, member)
+			c->queued_seq = c->flushed_seq = c->acked_seq = 0;
 	}
 	if (!r->known || r->busy) {
 		room_hold(r, ev->seq, ev->json, ev->jlen);

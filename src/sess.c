@@ -38,7 +38,10 @@
 #define SESS_EXPIRE_MS		1000
 #define SESS_LEASE_MS		((uint64_t)wk.cfg->session_lease * 1000)
 #define SESS_RENEW_MS		(SESS_LEASE_MS / 3)
-#define SESS_POS_TTL		(30 * 24 * 3600)	/* seconds */
+#define SESS_POS_MAX		(30 * 24 * 3600)	/* seconds */
+/* A position outlives neither 30 days nor the history it points into. */
+#define SESS_POS_TTL		(wk.cfg->history_ttl > 0 &&		\
+	wk.cfg->history_ttl < SESS_POS_MAX ? wk.cfg->history_ttl : SESS_POS_MAX)
 #define SESS_RENEW_BATCH	500
 #define SESS_OWNER_MAX		128	/* host:pid:n */
 
@@ -248,6 +251,23 @@ sess_detach(struct conn *c)
 	if (rc != 0)
 		log_warnx("store down: session of %s in %s not recorded; its "
 		    "lease ends it", c->user, s.chat);
+}
+
+/*
+ * A connection went away while its session was being claimed or recorded:
+ * the session is away from now on, at position last.
+ */
+void
+sess_abandon(struct conn *c, const char *chat, uint64_t last)
+{
+	struct bus_session	 s;
+	char			 owner[SESS_OWNER_MAX];
+
+	sess_of(c, chat, &s, owner, sizeof owner);
+	if (bus_detach(&s, last, util_now_ms() +
+	    (uint64_t)wk.cfg->reconnect_window * 1000) != 0)
+		log_warnx("store down: session of %s in %s not recorded; its "
+		    "lease ends it", c->user, chat);
 }
 
 static void

@@ -134,10 +134,29 @@ store_check_policy(const char *addr)
 	redisFree(c);
 }
 
+/* The embedded store's maxmemory: configured, or a quarter of RAM. */
+static void
+store_max_memory(const struct config *cfg, char *buf, size_t size)
+{
+	long	 pages, page;
+
+	if (*cfg->store_max_memory != '\0') {
+		snprintf(buf, size, "%s", cfg->store_max_memory);
+		return;
+	}
+	pages = sysconf(_SC_PHYS_PAGES);
+	page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		snprintf(buf, size, "1gb");
+	else
+		snprintf(buf, size, "%llu",
+		    (unsigned long long)pages * page / 4);
+}
+
 static __dead void
 store_exec(const struct config *cfg, const char *sock)
 {
-	char	 logf[1024];
+	char	 logf[1024], maxmem[48];
 	sigset_t set;
 
 	/* Never outlive the master; undo the master's signal set-up. */
@@ -148,6 +167,7 @@ store_exec(const struct config *cfg, const char *sock)
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	snprintf(logf, sizeof logf, "%s/redis.log", cfg->state_dir);
+	store_max_memory(cfg, maxmem, sizeof maxmem);
 	execl(REDIS_SERVER_PATH, REDIS_SERVER_PATH,
 	    "--port", "0",
 	    "--unixsocket", sock,
@@ -156,6 +176,7 @@ store_exec(const struct config *cfg, const char *sock)
 	    "--appendonly", "yes",
 	    "--appendfsync", "everysec",
 	    "--save", "",
+	    "--maxmemory", maxmem,
 	    "--maxmemory-policy", "noeviction",
 	    "--daemonize", "no",
 	    "--logfile", logf,

@@ -454,7 +454,8 @@ ws_send_frame(struct conn *c, struct frame *f)
 	if (c->state != CONN_WS || c->ws_closing)
 		return (-1);
 	out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) + f->len >
+	/* A joining connection's replay paces itself (join.c). */
+	if (c->join == NULL && evbuffer_get_length(out) + f->len >
 	    (size_t)wk.cfg->max_outbound_bytes) {
 		wk.counters->closes_slow++;
 		log_debug("closing %s: more than %d bytes queued", c->user,

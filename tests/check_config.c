@@ -237,7 +237,7 @@ START_TEST(test_table)
 	long long			 dflt;
 	char				*text;
 
-	ck_assert_uint_eq(config_table_size, 26);
+	ck_assert_uint_eq(config_table_size, 27);
 	for (i = 0; i < config_table_size; i++) {
 		o = &config_table[i];
 		ck_assert_ptr_nonnull(o->name);
@@ -569,6 +569,33 @@ START_TEST(test_paths)
 }
 END_TEST
 
+START_TEST(test_store_max_memory)
+{
+	const char	*why = "is not a size in bytes (optionally with kb, "
+	    "mb or gb)";
+	const char	*good[] = { "", "1", "1048576", "512mb", "512MB",
+	    "2gb", "64kb" };
+	struct config	*cfg;
+	char		*text;
+	size_t		 i;
+
+	conf_bad_value("store-max-memory", "x", why);
+	conf_bad_value("store-max-memory", "mb", why);
+	conf_bad_value("store-max-memory", "-1", why);
+	conf_bad_value("store-max-memory", "1tb", why);
+	conf_bad_value("store-max-memory", "1 mb", why);
+	conf_bad_value("store-max-memory", "0", "must be more than 0");
+	conf_bad_value("store-max-memory", "0gb", "must be more than 0");
+	for (i = 0; i < nitems(good); i++) {
+		xasprintf(&text, "store-max-memory = %s\n", good[i]);
+		cfg = conf_load(text);
+		ck_assert_str_eq(cfg->store_max_memory, good[i]);
+		config_free(cfg);
+		free(text);
+	}
+}
+END_TEST
+
 START_TEST(test_resolve)
 {
 	struct config	*cfg;
@@ -759,6 +786,7 @@ config_suite(void)
 	tcase_add_test(tc, test_redis);
 	tcase_add_test(tc, test_instance);
 	tcase_add_test(tc, test_paths);
+	tcase_add_test(tc, test_store_max_memory);
 	tcase_set_timeout(tc, 10);
 	suite_add_tcase(s, tc);
 

@@ -1,18 +1,28 @@
 -- racerd: end what is due in the schedule of sessions.
 --
 -- KEYS[1] due (sorted set of "CHAT TOKEN" by deadline)
--- ARGV[1] now (ms), ARGV[2] reconnect-window (ms), ARGV[3] pos ttl (s)
--- Returns how many sessions ended.
+-- ARGV[1] now (ms), ARGV[2] reconnect-window (ms), ARGV[3] pos ttl (s),
+-- ARGV[4] slack (ms) that records outlive their deadline by, ARGV[5] the
+-- most sessions to look at in one call
+-- Returns {sessions ended, sessions looked at}: as many looked at as
+-- asked means more may be due.
 -- An attached session whose lease lapsed (its worker or host died) turns
 -- away; an away one past its window ends, leaving the user's position.
 -- Keys are built here from the member, as bus.c builds them:
 -- racerd:{chat:CHAT}:sess:TOKEN, :who, :pos:USER; channel racerd:{chat:CHAT}.
+-- A key is kept until at least at (ms); its expiry only moves later.
+local function keep(key, at)
+  local cur = redis.call('PEXPIRETIME', key)
+  if cur == -1 or (cur >= 0 and cur < at) then
+    redis.call('PEXPIREAT', key, at)
+  end
+end
 local function presence(ch, event, user)
   redis.call('PUBLISH', ch, '! ' .. cjson.encode({type = 'presence',
       event = event, user = user}))
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
-    'LIMIT', 0, 100)
+    'LIMIT', 0, tonumber(ARGV[5]))
 local n = 0
 for _, m in ipairs(due) do
   local chat, token = string.match(m, '^(%S+) (%S+)$')
@@ -22,9 +32,12 @@ for _, m in ipairs(due) do
   if not chat or not s[1] then
     redis.call('ZREM', KEYS[1], m)
   elseif s[1] == 'attached' then
+    local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
     redis.call('HSET', sk, 'state', 'away')
+    redis.call('PEXPIREAT', sk, deadline + ARGV[4])
     redis.call('HSET', pre .. ':who', token, 'away ' .. s[2])
-    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), m)
+    keep(pre .. ':who', deadline + ARGV[4])
+    redis.call('ZADD', KEYS[1], deadline, m)
     presence(pre, 'away', s[2])
   else
     redis.call('SET', pre .. ':pos:' .. s[2], s[3] .. ' ' .. s[4],
@@ -36,4 +49,4 @@ for _, m in ipairs(due) do
     n = n + 1
   end
 end
-return n
+return {n, #due}

@@ -10,9 +10,10 @@
 --
 -- Stream entries are {m: envelope, t: ms}, with the seq as entry id.  With
 -- a ttl, entries older than it are trimmed (the oldest is looked at every
--- 32nd message, which keeps the cost off the common path) and the stream
--- expires when the chat is idle that long.  The message goes out on the
--- channel as "EPOCH SEQ ENVELOPE".
+-- 32nd message, which keeps the cost off the common path) and the chat
+-- (seq, epoch and stream) expires when it is idle that long; without one
+-- the chat's three keys stay, the stream trimmed to history-size.  The
+-- message goes out on the channel as "EPOCH SEQ ENVELOPE".
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[3]
@@ -48,7 +49,13 @@ end
 local env = ARGV[1] .. seq .. ARGV[2]
 redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'm', env,
     't', ARGV[7])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+else
+  redis.call('PERSIST', KEYS[2])
+end
 if KEYS[4] then redis.call('SET', KEYS[4], seq, 'EX', ARGV[5]) end
 redis.call('PUBLISH', ARGV[6], epoch .. ' ' .. seq .. ' ' .. env)
 return {1, seq, epoch}

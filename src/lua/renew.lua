@@ -1,15 +1,25 @@
 -- racerd: renew the leases of a worker's attached sessions.
 --
 -- KEYS[1] due
--- ARGV[1] new deadline (ms), then (due member, owner, last seq) for each
--- session.
+-- ARGV[1] new deadline (ms), ARGV[2] slack (ms) that records outlive
+-- their deadline by, then (due member, owner, last seq) for each session.
 -- Returns 0.  A session still owned by that connection gets the new
 -- deadline and position; one that was taken over or ended is left alone.
-for i = 2, #ARGV, 3 do
+-- A key is kept until at least at (ms); its expiry only moves later.
+local function keep(key, at)
+  local cur = redis.call('PEXPIRETIME', key)
+  if cur == -1 or (cur >= 0 and cur < at) then
+    redis.call('PEXPIREAT', key, at)
+  end
+end
+for i = 3, #ARGV, 3 do
   local chat, token = string.match(ARGV[i], '^(%S+) (%S+)$')
-  local sk = 'racerd:{chat:' .. (chat or '') .. '}:sess:' .. (token or '')
+  local pre = 'racerd:{chat:' .. (chat or '') .. '}'
+  local sk = pre .. ':sess:' .. (token or '')
   if chat and redis.call('HGET', sk, 'owner') == ARGV[i + 1] then
     redis.call('HSET', sk, 'last', ARGV[i + 2])
+    redis.call('PEXPIREAT', sk, ARGV[1] + ARGV[2])
+    keep(pre .. ':who', ARGV[1] + ARGV[2])
     redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])
   end
 end
