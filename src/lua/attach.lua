@@ -9,13 +9,6 @@
 -- what a store keeps when no racerd sweeps at all.
 -- Returns the stored position "EPOCH SEQ" (deleted now), or nil.
 -- Publishes the presence frame "! {join}" on the channel.
--- A key is kept until at least at (ms); its expiry only moves later.
-local function keep(key, at)
-  local cur = redis.call('PEXPIRETIME', key)
-  if cur == -1 or (cur >= 0 and cur < at) then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 redis.call('HSET', KEYS[1], 'user', ARGV[1], 'owner', ARGV[2],
     'epoch', ARGV[3], 'last', ARGV[4], 'state', 'attached')
 redis.call('PEXPIREAT', KEYS[1], ARGV[5] + ARGV[9])

@@ -11,13 +11,6 @@
 -- ("K TOKEN GEN"): connections of that session with a lower generation
 -- close with 4009, wherever they are.  An away session coming back
 -- publishes the presence frame "! {back}".
--- A key is kept until at least at (ms); its expiry only moves later.
-local function keep(key, at)
-  local cur = redis.call('PEXPIRETIME', key)
-  if cur == -1 or (cur >= 0 and cur < at) then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 local s = redis.call('HMGET', KEYS[1], 'user', 'epoch', 'last', 'state')
 if not s[1] then return false end
 if s[4] ~= 'attached' then

@@ -6,13 +6,6 @@
 -- ARGV[8] slack (ms) that records outlive their deadline by
 -- Returns 1, or 0 if another connection owns the session now.
 -- Publishes the presence frame "! {away}".
--- A key is kept until at least at (ms); its expiry only moves later.
-local function keep(key, at)
-  local cur = redis.call('PEXPIRETIME', key)
-  if cur == -1 or (cur >= 0 and cur < at) then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'away', 'last', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3] + ARGV[8])

@@ -10,13 +10,6 @@
 -- away; an away one past its window ends, leaving the user's position.
 -- Keys are built here from the member, as bus.c builds them:
 -- racerd:{chat:CHAT}:sess:TOKEN, :who, :pos:USER; channel racerd:{chat:CHAT}.
--- A key is kept until at least at (ms); its expiry only moves later.
-local function keep(key, at)
-  local cur = redis.call('PEXPIRETIME', key)
-  if cur == -1 or (cur >= 0 and cur < at) then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 local function presence(ch, event, user)
   redis.call('PUBLISH', ch, '! ' .. cjson.encode({type = 'presence',
       event = event, user = user}))

@@ -5,13 +5,6 @@
 -- their deadline by, then (due member, owner, last seq) for each session.
 -- Returns 0.  A session still owned by that connection gets the new
 -- deadline and position; one that was taken over or ended is left alone.
--- A key is kept until at least at (ms); its expiry only moves later.
-local function keep(key, at)
-  local cur = redis.call('PEXPIRETIME', key)
-  if cur == -1 or (cur >= 0 and cur < at) then
-    redis.call('PEXPIREAT', key, at)
-  end
-end
 for i = 3, #ARGV, 3 do
   local chat, token = string.match(ARGV[i], '^(%S+) (%S+)$')
   local pre = 'racerd:{chat:' .. (chat or '') .. '}'
