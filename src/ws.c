@@ -188,7 +188,7 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 	}
 	switch (in.type) {
 	case PROTO_MSG:
-		if (!ws_rate_ok(c, in.id))
+		if (!auth_allowed(c, AUTH_WRITE, in.id) || !ws_rate_ok(c, in.id))
 			break;
 		wk.counters->msgs_in++;
 		room_publish(c, in.body, in.body_len, in.id);
@@ -199,7 +199,11 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 			c->acked_seq = in.seq;
 		break;
 	case PROTO_HISTORY:
-		ws_history(c, in.before, in.limit);
+		if (auth_allowed(c, AUTH_HISTORY, NULL))
+			ws_history(c, in.before, in.limit);
+		break;
+	case PROTO_REFRESH:
+		auth_refresh(c, in.token, in.token_len);
 		break;
 	}
 	proto_in_clear(&in);
