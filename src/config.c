@@ -125,7 +125,7 @@ const struct config_option config_table[] = {
 	  "seconds a connected session outlives its host's silence", NULL },
 	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),
 	  "seconds a dropped client's session stays resumable", NULL },
-	{ "auth", CONFIG_STRING, 1, 5, "none", OFF(auth),
+	{ "auth", CONFIG_STRING, 1, 16, "none", OFF(auth),
 	  "none, or token: joins and reads need a signed token",
 	  config_check_auth },
 	{ "auth-hmac-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
