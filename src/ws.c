@@ -203,7 +203,9 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 			ws_history(c, in.before, in.limit);
 		break;
 	case PROTO_REFRESH:
-		auth_refresh(c, in.token, in.token_len);
+		/* A signature check costs: refreshes count as messages. */
+		if (ws_rate_ok(c, NULL))
+			auth_refresh(c, in.token, in.token_len);
 		break;
 	}
 	proto_in_clear(&in);
