@@ -93,6 +93,7 @@ static const char *
 auth_parse_line(struct auth_keys *ks, enum auth_alg alg, char *line)
 {
 	struct auth_key	 k;
+	const char	*why;
 	char		*kid, *b64, *rest;
 	size_t		 len;
 
@@ -108,8 +109,8 @@ auth_parse_line(struct auth_keys *ks, enum auth_alg alg, char *line)
 	rest = b64 + len + strspn(b64 + len, " \t");
 	if (len == 0 || *rest != '\0')
 		return ("expected \"KID BASE64KEY\"");
-	if (auth_check_kid(kid, strlen(kid)) != NULL)
-		return (auth_check_kid(kid, strlen(kid)));
+	if ((why = auth_check_kid(kid, strlen(kid))) != NULL)
+		return (why);
 	if (auth_find_kid(ks, kid) != NULL)
 		return ("the key id is used twice");
 	snprintf(k.kid, sizeof k.kid, "%s", kid);
