@@ -47,41 +47,45 @@ static struct {
 
 /*
  * Load the API keys (one per line, blank lines and # comments skipped)
- * from path.  Returns 0, or -1 with a message in *cause.
+ * from path.  Returns 0, or -1 with a message in *cause; the keys in
+ * force then stay as they were.
  */
 int
 api_load_keys(const char *path, char **cause)
 {
-	FILE	*f;
-	char	 line[1024];
-	size_t	 len;
+	static uint8_t	 hash[API_KEYS_MAX][crypto_generichash_BYTES];
+	FILE		*f;
+	char		 line[1024];
+	size_t		 len, n = 0;
 
-	api_keys.n = 0;
-	api_keys.loaded = 1;
-	if (path == NULL || *path == '\0')
-		return (0);
-	if ((f = fopen(path, "r")) == NULL) {
-		xasprintf(cause, "api-key-file %s: %s", path, strerror(errno));
-		return (-1);
-	}
-	while (fgets(line, sizeof line, f) != NULL) {
-		len = strcspn(line, "\r\n");
-		line[len] = '\0';
-		if (len == 0 || line[0] == '#')
-			continue;
-		if (api_keys.n == API_KEYS_MAX || len < 16) {
+	if (path != NULL && *path != '\0') {
+		if ((f = fopen(path, "r")) == NULL) {
 			xasprintf(cause, "api-key-file %s: %s", path,
-			    len < 16 ? "a key is shorter than 16 characters" :
-			    "too many keys");
-			fclose(f);
+			    strerror(errno));
 			return (-1);
 		}
-		crypto_generichash(api_keys.hash[api_keys.n++],
-		    crypto_generichash_BYTES, (const uint8_t *)line, len,
-		    NULL, 0);
+		while (fgets(line, sizeof line, f) != NULL) {
+			len = strcspn(line, "\r\n");
+			line[len] = '\0';
+			if (len == 0 || line[0] == '#')
+				continue;
+			if (n == API_KEYS_MAX || len < 16) {
+				xasprintf(cause, "api-key-file %s: %s", path,
+				    len < 16 ? "a key is shorter than 16 "
+				    "characters" : "too many keys");
+				fclose(f);
+				sodium_memzero(line, sizeof line);
+				return (-1);
+			}
+			crypto_generichash(hash[n++], crypto_generichash_BYTES,
+			    (const uint8_t *)line, len, NULL, 0);
+		}
+		fclose(f);
+		sodium_memzero(line, sizeof line);
 	}
-	fclose(f);
-	sodium_memzero(line, sizeof line);
+	memcpy(api_keys.hash, hash, n * sizeof hash[0]);
+	api_keys.n = n;
+	api_keys.loaded = 1;
 	return (0);
 }
 
@@ -209,7 +213,16 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 	struct evbuffer	*out = conn_output(c);
 	struct api_req	*a;
 	uint64_t	 since = 0, before = 0, limit = API_LIMIT_DEFAULT;
+	const char	*msg;
+	char		 sub[CONN_USER_MAX + 1];
+	int		 status;
 
+	if (auth_request(req, chat, len, AUTH_HISTORY, sub, sizeof sub,
+	    &status, &msg) != 0) {
+		http_error(out, status, msg, status == 401 ? AUTH_CHALLENGE :
+		    NULL, keep);
+		return (0);
+	}
 	if (api_query_u64(req, "since", UINT64_MAX / 2, &since) == -1 ||
 	    api_query_u64(req, "before", UINT64_MAX / 2, &before) == -1) {
 		http_error(out, 400, "since and before are sequence numbers",
@@ -267,18 +280,26 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 	struct api_req	*a;
 	json_t		*root, *body, *id, *from;
 	json_error_t	 err;
-	const char	*fromstr = API_FROM_DEFAULT, *idstr = "";
-	char		 gen[20];
+	const char	*fromstr = API_FROM_DEFAULT, *idstr = "", *msg;
+	char		 gen[20], sub[CONN_USER_MAX + 1] = "";
 	uint8_t		 rnd[8];
+	int		 status;
 
-	if (api_keys.n == 0) {
+	/* An API key; or with auth = token, a token with write. */
+	if (api_keys.n == 0 && !auth_enabled()) {
 		http_error(out, 403, "publishing over HTTP is disabled (no "
 		    "api-key-file)", NULL, keep);
 		return (0);
 	}
-	if (!api_authorized(req)) {
+	if (!api_authorized(req) && !auth_enabled()) {
 		http_error(out, 401, "missing or invalid API key",
 		    "WWW-Authenticate: Bearer\r\n", keep);
+		return (0);
+	}
+	if (!api_authorized(req) && auth_request(req, chat, len, AUTH_WRITE,
+	    sub, sizeof sub, &status, &msg) != 0) {
+		http_error(out, status, msg, status == 401 ? AUTH_CHALLENGE :
+		    NULL, keep);
 		return (0);
 	}
 	root = json_loadb(req->body != NULL ? req->body : "", req->body_len,
@@ -306,7 +327,9 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 		    NULL, keep);
 		return (0);
 	}
-	if (from != NULL)
+	if (*sub != '\0')
+		fromstr = sub;		/* the token's sub, not the body's */
+	else if (from != NULL)
 		fromstr = json_string_value(from);
 	if (id != NULL)
 		idstr = json_string_value(id);
@@ -389,10 +412,19 @@ api_presence(struct conn *c, const struct http_req *req, const char *chat,
     size_t len, int keep)
 {
 	struct api_req	*a;
+	const char	*msg;
+	char		 sub[CONN_USER_MAX + 1];
+	int		 status;
 
 	if (req->method != HTTP_GET) {
 		http_error(conn_output(c), 405, "method not allowed",
 		    "Allow: GET\r\n", keep);
+		return (0);
+	}
+	if (auth_request(req, chat, len, AUTH_READ, sub, sizeof sub,
+	    &status, &msg) != 0) {
+		http_error(conn_output(c), status, msg, status == 401 ?
+		    AUTH_CHALLENGE : NULL, keep);
 		return (0);
 	}
 	a = api_req_new(c, chat, len, keep);

@@ -58,6 +58,7 @@ static const char	*config_check_path(const char *);
 static const char	*config_check_redis(const char *);
 static const char	*config_check_origins(const char *);
 static const char	*config_check_memory(const char *);
+static const char	*config_check_auth(const char *);
 static void		 config_parse_error(struct config_parse *,
 			     const char *, ...)
 			     __attribute__((__format__(__printf__, 2, 3)));
@@ -129,6 +130,17 @@ const struct config_option config_table[] = {
 	  "seconds a connected session outlives its host's silence", NULL },
 	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),
 	  "seconds a dropped client's session stays resumable", NULL },
+	{ "auth", CONFIG_STRING, 1, 16, "none", OFF(auth),
+	  "none, or token: joins and reads need a signed token",
+	  config_check_auth },
+	{ "auth-hmac-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(auth_hmac_key_file),
+	  "file of \"KID BASE64KEY\" lines: HS256 token keys; empty: none",
+	  config_check_path },
+	{ "auth-ed25519-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(auth_ed25519_key_file),
+	  "file of \"KID BASE64KEY\" lines: EdDSA public keys; empty: none",
+	  config_check_path },
 };
 const size_t config_table_size = nitems(config_table);
 
@@ -322,6 +334,15 @@ config_check_origins(const char *s)
 		if (h == NULL || h >= end || memchr(h, '/', end - h) != NULL)
 			return ("is not a list of http(s)://HOST[:PORT] or *");
 	}
+	return (NULL);
+}
+
+/* auth: none or token. */
+static const char *
+config_check_auth(const char *s)
+{
+	if (strcmp(s, "none") != 0 && strcmp(s, "token") != 0)
+		return ("is not none or token");
 	return (NULL);
 }
 
@@ -676,6 +697,26 @@ config_resolve(struct config *cfg, char **cause)
 		return (-1);
 	}
 	return (0);
+}
+
+/* Returns 1 if a and b set every option alike, else 0. */
+int
+config_same(const struct config *a, const struct config *b)
+{
+	const struct config_option	*o;
+	size_t				 i;
+
+	for (i = 0; i < config_table_size; i++) {
+		o = &config_table[i];
+		if (o->type == CONFIG_STRING) {
+			if (strcmp(*(char **)((char *)a + o->offset),
+			    *(char **)((char *)b + o->offset)) != 0)
+				return (0);
+		} else if (*(int *)((char *)a + o->offset) !=
+		    *(int *)((char *)b + o->offset))
+			return (0);
+	}
+	return (1);
 }
 
 /*

@@ -52,6 +52,7 @@ conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 	}
 	join_free(c);
 	ws_free(c);
+	auth_conn_free(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	http_parse_free(c->hp);
@@ -390,7 +391,7 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 	uint8_t		 rnd[4];
 	size_t		 len, tlen, elen;
 	int64_t		 last, since;
-	int		 status, rc, trc, erc;
+	int		 status, rc, trc, erc, arc;
 
 	if (http_ws_check(req, &status, &msg, &extra) != 0) {
 		http_error(out, status, msg, extra, keep);
@@ -425,6 +426,15 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 		    NULL, keep);
 		return;
 	}
+	/* With auth = token the user is the token's sub (rc 1). */
+	if ((arc = auth_join(c, req, chat, chat_len, rc == 1, &status,
+	    &msg)) == -1) {
+		http_error(out, status, msg, status == 401 ? AUTH_CHALLENGE :
+		    NULL, keep);
+		return;
+	}
+	if (arc == 1)
+		rc = 1;
 	if (wk.draining) {
 		http_error(out, 503, "server shutting down", NULL, 0);
 		return;

@@ -9,7 +9,9 @@
  * keeps dying soon after start is respawned with growing back-off and,
  * after MASTER_CRASH_MAX crashes in a row, given up on.  Signals are
  * libevent events: TERM/INT drain (a second one forces), HUP reloads the
- * configuration and replaces workers one at a time, USR1 reopens logs and
+ * configuration and replaces workers one at a time (or, when only key
+ * files may have changed, has the workers load those in place, keeping
+ * their connections), USR1 reopens logs and
  * is forwarded to the workers, CHLD reaps.
  */
 #include <sys/types.h>
@@ -468,7 +470,7 @@ static void
 master_reload(void)
 {
 	struct config	*next;
-	char		*cause = NULL;
+	char		*cause = NULL, *warn = NULL;
 	int		 i;
 
 	if (m.cfg->path != NULL)
@@ -476,14 +478,27 @@ master_reload(void)
 	else
 		next = config_default();
 	if (next != NULL && (config_resolve(next, &cause) != 0 ||
-	    api_load_keys(next->api_key_file, &cause) != 0)) {
+	    api_load_keys(next->api_key_file, &cause) != 0 ||
+	    auth_configure(next, &warn, &cause) != 0)) {
 		config_free(next);
 		next = NULL;
+	}
+	if (warn != NULL) {
+		log_warnx("reload: %s", warn);
+		free(warn);
 	}
 	if (next == NULL) {
 		log_warnx("reload failed: %s; keeping the old configuration",
 		    cause);
 		free(cause);
+		return;
+	}
+	if (config_same(m.cfg, next)) {
+		/* Only key files may have changed: no worker is replaced. */
+		config_free(next);
+		log_info("configuration unchanged; workers reload their key "
+		    "files");
+		master_signal_workers(SIGHUP);
 		return;
 	}
 	master_keep("listen", &m.cfg->listen, &next->listen);
@@ -685,6 +700,7 @@ master_main(struct config *cfg, int foreground)
 		return (1);
 	}
 	master_log_listen(m.lfd);
+	auth_check_listen(m.lfd);
 	log_info("racerd %s starting %d worker(s), instance %s",
 	    PACKAGE_VERSION, m.nworkers, cfg->instance);
 	for (i = 0; i < m.nworkers; i++)

@@ -12,6 +12,7 @@
  * Nothing here runs in a signal handler: signals are libevent events.
  */
 #include <sys/types.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "racerd.h"
@@ -61,6 +63,7 @@ static struct {
 	struct event		*retry;		/* send again after an error */
 	struct event		*sigint;
 	struct event		*sigterm;
+	struct stat		 token_st;	/* --token-file when read */
 } racer;
 
 static void	racer_connect(void);
@@ -68,9 +71,9 @@ static void	racer_connect(void);
 static __dead void
 racer_usage(void)
 {
-	fprintf(stderr, "usage: racer [-jlqv] [-k token] [-m text] "
-	    "[-n count] [-s seq] [-t seconds]\n"
-	    "             [-u user] ws://host[:port] chat\n");
+	fprintf(stderr, "usage: racer [-jlqv] [-K file] [-k token] [-m text] "
+	    "[-n count] [-s seq]\n"
+	    "             [-t seconds] [-u user] ws://host[:port] chat\n");
 	exit(RACER_EXIT_USAGE);
 }
 
@@ -251,11 +254,84 @@ static const struct option racer_longopts[] = {
 	{ "since",	required_argument,	NULL, 's' },
 	{ "timeout",	required_argument,	NULL, 't' },
 	{ "token",	required_argument,	NULL, 'k' },
+	{ "token-file",	required_argument,	NULL, 'K' },
 	{ "user",	required_argument,	NULL, 'u' },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL,		0,			NULL, 0 }
 };
+
+/*
+ * Read the token of --token-file: its first line, without blanks.
+ * Returns 0 if it is read (and not empty), else -1 (errno 0: empty).
+ */
+static int
+racer_token_read(void)
+{
+	FILE	*f;
+	char	*line = NULL, *t;
+	size_t	 size = 0;
+	int	 rc = -1;
+
+	errno = 0;
+	if ((f = fopen(racer_opts.token_file, "re")) == NULL)
+		return (-1);
+	if (fstat(fileno(f), &racer.token_st) == 0 &&
+	    getline(&line, &size, f) != -1) {
+		t = line + strspn(line, " \t");
+		t[strcspn(t, " \t\r\n")] = '\0';
+		if (*t != '\0') {
+			free(racer_opts.token);
+			racer_opts.token = xstrdup(t);
+			rc = 0;
+		}
+	}
+	if (rc != 0 && ferror(f) == 0)
+		errno = 0;
+	free(line);
+	fclose(f);
+	return (rc);
+}
+
+/*
+ * Once a second while joined: if --token-file changed, read it again,
+ * use the new token from now on and send it in a refresh, so that the
+ * connection outlives the old token's expiry.
+ */
+static void
+racer_token_check(void)
+{
+	struct stat	 st;
+	json_t		*o;
+	char		*old, *s;
+
+	if (racer_opts.token_file == NULL ||
+	    stat(racer_opts.token_file, &st) != 0)
+		return;
+	if (st.st_ino == racer.token_st.st_ino &&
+	    st.st_size == racer.token_st.st_size &&
+	    st.st_mtim.tv_sec == racer.token_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == racer.token_st.st_mtim.tv_nsec)
+		return;
+	old = xstrdup(racer_opts.token);
+	if (racer_token_read() != 0 || strcmp(old, racer_opts.token) == 0) {
+		free(old);
+		return;
+	}
+	free(old);
+	if (racer_opts.verbose)
+		racer_warnx("%s changed: refreshing the token",
+		    racer_opts.token_file);
+	o = json_pack("{s:s, s:s}", "type", "refresh", "token",
+	    racer_opts.token);
+	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL)
+		fatalx("json");
+	json_decref(o);
+	if (racer_send_text(s, strlen(s)) != 0 && racer_opts.verbose)
+		racer_warnx("not connected: the new token goes with the next "
+		    "connection");
+	free(s);
+}
 
 /* The URL and the chat id, and options that exclude each other. */
 static void
@@ -277,6 +353,13 @@ racer_args(int argc, char **argv)
 		    "each other");
 	if (racer_opts.send != NULL && *racer_opts.send == '\0')
 		racer_exit(RACER_EXIT_USAGE, "--send: the message is empty");
+	if (racer_opts.token != NULL && racer_opts.token_file != NULL)
+		racer_exit(RACER_EXIT_USAGE, "--token and --token-file exclude "
+		    "each other");
+	if (racer_opts.token_file != NULL && racer_token_read() != 0)
+		racer_exit(RACER_EXIT_USAGE, "--token-file %s: %s",
+		    racer_opts.token_file, errno != 0 ? strerror(errno) :
+		    "no token in the file");
 }
 
 static void
@@ -286,7 +369,7 @@ racer_options(int argc, char **argv)
 
 	racer_opts.since = -1;
 	racer_opts.timeout = RACER_TIMEOUT;
-	while ((ch = getopt_long(argc, argv, "hjk:lm:n:qs:t:u:vV",
+	while ((ch = getopt_long(argc, argv, "hjK:k:lm:n:qs:t:u:vV",
 	    racer_longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
@@ -294,6 +377,9 @@ racer_options(int argc, char **argv)
 			break;
 		case 'k':
 			racer_opts.token = optarg;
+			break;
+		case 'K':
+			racer_opts.token_file = optarg;
 			break;
 		case 'l':
 			racer_opts.listen = 1;
@@ -382,6 +468,13 @@ racer_finish(int status, const char *fmt, ...)
 	racer.closing = 1;
 	racer.status = status;
 	racer_ws_close(racer.ws, 1000, NULL);
+}
+
+/* Finish with status after one line, message, on stderr. */
+void
+racer_give_up(int status, const char *message)
+{
+	racer_finish(status, "%s", message);
 }
 
 /* Everything read is acknowledged and no more is coming: done. */
@@ -486,6 +579,7 @@ static void
 racer_tick_cb(__unused int fd, __unused short events, __unused void *arg)
 {
 	racer_chat_ack();
+	racer_token_check();
 }
 
 /* --- The connection's life --- */
@@ -603,7 +697,8 @@ racer_refused(const struct racer_ws_result *res, int was_joined)
 		    RACER_BACKOFF_BASE));
 		return;
 	}
-	if (res->code == 401 && racer_chat_has_session()) {
+	if (res->code == 401 && racer_chat_has_session() &&
+	    strstr(res->why, "session") != NULL) {
 		/* The session is gone: join again from our last seq. */
 		racer_warnx("session expired; joining again");
 		racer_chat_forget_session();

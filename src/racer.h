@@ -39,7 +39,8 @@ struct racer_opts {
 	char		*prefix;	/* path before /ws/, "" or "/x" */
 	char		*chat;
 	char		*user;		/* NULL: the server picks a guest */
-	char		*token;
+	char		*token;		/* --token, or --token-file's */
+	const char	*token_file;	/* re-read when it changes */
 	int		 history;	/* print the last N first; 0: no */
 	int64_t		 since;		/* join with since; -1: no */
 	int		 timeout;	/* seconds */
@@ -55,6 +56,7 @@ void		 racer_joined(void);
 void		 racer_progress(void);
 void		 racer_retry_later(void);
 void		 racer_input_done(void);
+void		 racer_give_up(int, const char *);
 __dead void	 racer_exit(int, const char *, ...)
 		     __attribute__((__format__(__printf__, 2, 3)));
 void		 racer_warnx(const char *, ...)

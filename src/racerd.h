@@ -67,6 +67,9 @@ struct config {
 	int		 reconnect_window;
 	int		 recovery_max;
 	int		 session_lease;
+	char		*auth;		/* "none" or "token" */
+	char		*auth_hmac_key_file;	/* "": no HS256 keys */
+	char		*auth_ed25519_key_file;	/* "": no EdDSA keys */
 };
 
 #define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */
@@ -103,6 +106,7 @@ struct config	*config_load(const char *, char **);
 void		 config_free(struct config *);
 int		 config_resolve(struct config *, char **);
 int		 config_workers(const struct config *);
+int		 config_same(const struct config *, const struct config *);
 const char	*config_level_name(int);
 
 /* master.c */
@@ -212,6 +216,11 @@ struct conn {
 	int			 replaying;	/* live messages are held */
 	struct conn_held	*held;		/* held during a replay */
 	struct conn_held	**held_tail;
+
+	/* Authorisation (auth.c); rights are AUTH_ALL with auth = none. */
+	int			 auth_rights;	/* AUTH_READ|... granted */
+	int64_t			 auth_exp;	/* token's exp, 0: none */
+	struct event		*auth_timer;	/* closes 4001 at the expiry */
 };
 struct conn_held {
 	struct conn_held	*next;
@@ -379,6 +388,59 @@ void		 sess_detach(struct conn *);
 void		 sess_abandon(struct conn *, const char *, uint64_t);
 void		 sess_check_gen(struct conn *);
 void		 sess_taken_over(struct conn *);
+
+/* auth.c */
+#define AUTH_LEEWAY	30	/* seconds of clock skew for exp, nbf, iat */
+#define AUTH_TOKEN_MAX	4096	/* bytes of a token; longer is refused */
+#define AUTH_KID_MAX	64
+#define AUTH_KEY_MAX	512	/* bytes of an HMAC key */
+#define AUTH_HMAC_MIN	32	/* ... at least */
+#define AUTH_KEYS_MAX	256	/* keys in one file */
+#define AUTH_READ	0x1	/* join, live messages, presence */
+#define AUTH_WRITE	0x2	/* msg frames, POST */
+#define AUTH_HISTORY	0x4	/* history frames and pages */
+#define AUTH_ALL	(AUTH_READ|AUTH_WRITE|AUTH_HISTORY)
+#define AUTH_CHALLENGE	"WWW-Authenticate: Bearer\r\n"
+enum auth_alg {
+	AUTH_HS256,
+	AUTH_EDDSA
+};
+struct auth_key {
+	char		 kid[AUTH_KID_MAX + 1];
+	enum auth_alg	 alg;
+	size_t		 len;
+	uint8_t		 key[AUTH_KEY_MAX];
+};
+struct auth_keys {
+	struct auth_key	*k;		/* n keys, HS256 then EdDSA */
+	size_t		 n;
+	size_t		 nhmac;		/* of which HS256 */
+};
+struct auth_claims {
+	char		 sub[CONN_USER_MAX + 1];
+	int64_t		 exp;
+	int		 rights;	/* AUTH_READ|AUTH_WRITE|AUTH_HISTORY */
+	char		**chats;	/* ids, or prefixes ending in '*' */
+	size_t		 nchats;
+};
+struct http_req;
+int		 auth_keys_load(struct auth_keys *, const char *,
+		     const char *, char **, char **);
+void		 auth_keys_clear(struct auth_keys *);
+int		 auth_verify(const struct auth_keys *, const char *, size_t,
+		     int64_t, struct auth_claims *, const char **);
+int		 auth_grants(const struct auth_claims *, const char *, size_t);
+void		 auth_claims_clear(struct auth_claims *);
+int		 auth_configure(const struct config *, char **, char **);
+int		 auth_enabled(void);
+void		 auth_check_listen(int);
+int		 auth_join(struct conn *, const struct http_req *,
+		     const char *, size_t, int, int *, const char **);
+int		 auth_request(const struct http_req *, const char *, size_t,
+		     int, char *, size_t, int *, const char **);
+int		 auth_allowed(struct conn *, int, const char *);
+void		 auth_refresh(struct conn *, const char *, size_t);
+void		 auth_conn_free(struct conn *);
 
 /* api.c */
 struct http_req;

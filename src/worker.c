@@ -9,7 +9,9 @@
  * SIGTERM drains: the worker stops accepting, closes every connection
  * (WebSocket clients with 4200, "restarting, resume at once") after what
  * was queued for them is flushed, and exits when the last one is gone or
- * shutdown-timeout has passed.  SIGUSR1 reopens the log file.
+ * shutdown-timeout has passed.  SIGUSR1 reopens the log file.  SIGHUP
+ * (from the master, when the configuration is unchanged) loads the key
+ * files again in place.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -109,6 +111,27 @@ worker_store_idle(void)
 	worker_conn_gone();
 }
 
+/*
+ * The master's configuration is unchanged but key files may not be: load
+ * them again in place, keeping the connections (and, if a file has gone
+ * bad meanwhile, the old keys).
+ */
+static void
+worker_reload_keys(void)
+{
+	char	*cause = NULL, *warn = NULL;
+
+	if (api_load_keys(wk.cfg->api_key_file, &cause) != 0 ||
+	    auth_configure(wk.cfg, &warn, &cause) != 0) {
+		log_warnx("reloading keys failed: %s; keeping the old keys",
+		    cause);
+		free(cause);
+		return;
+	}
+	free(warn);
+	log_info("keys reloaded");
+}
+
 static void
 worker_signal(evutil_socket_t signo, __unused short events,
     __unused void *arg)
@@ -135,6 +158,9 @@ worker_signal(evutil_socket_t signo, __unused short events,
 		if (log_reopen() != 0)
 			log_warn("reopening the log file");
 		break;
+	case SIGHUP:
+		worker_reload_keys();
+		break;
 	}
 }
 
@@ -147,7 +173,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
     const char *store_addr)
 {
 	struct timeval	 tv = { 0, WORKER_HEARTBEAT_MS * 1000 };
-	struct event	*hb, *sterm, *sint, *susr1;
+	struct event	*hb, *sterm, *sint, *susr1, *shup;
 	char		*cause = NULL;
 
 	memset(&wk, 0, sizeof wk);
@@ -158,7 +184,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	wk.nworkers = config_workers(cfg);
 	TAILQ_INIT(&wk.conns);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);	/* until its event is set up */
 	signal(SIGUSR2, SIG_IGN);
 
 	if (reg_worker_start(reg, idx, getpid()) != 0) {
@@ -182,7 +208,9 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	sterm = evsignal_new(wk.base, SIGTERM, worker_signal, NULL);
 	sint = evsignal_new(wk.base, SIGINT, worker_signal, NULL);
 	susr1 = evsignal_new(wk.base, SIGUSR1, worker_signal, NULL);
+	shup = evsignal_new(wk.base, SIGHUP, worker_signal, NULL);
 	if (hb == NULL || sterm == NULL || sint == NULL || susr1 == NULL ||
+	    shup == NULL ||
 	    wk.accept_pause == NULL || wk.drain_timer == NULL) {
 		log_warnx("cannot create events");
 		return (RD_EXIT_FATAL);
@@ -191,6 +219,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	evsignal_add(sterm, NULL);
 	evsignal_add(sint, NULL);
 	evsignal_add(susr1, NULL);
+	evsignal_add(shup, NULL);
 	reg_worker_heartbeat(reg, idx, util_mono_ms());
 
 	wk.counters = reg_worker_counters(reg, idx);
@@ -225,6 +254,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	event_free(sterm);
 	event_free(sint);
 	event_free(susr1);
+	event_free(shup);
 	event_free(wk.accept_pause);
 	event_free(wk.drain_timer);
 	event_free(wk.flush_ev);

@@ -183,7 +183,7 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 	}
 	switch (in.type) {
 	case PROTO_MSG:
-		if (!ws_rate_ok(c, in.id))
+		if (!auth_allowed(c, AUTH_WRITE, in.id) || !ws_rate_ok(c, in.id))
 			break;
 		wk.counters->msgs_in++;
 		room_publish(c, in.body, in.body_len, in.id);
@@ -194,7 +194,13 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 			c->acked_seq = in.seq;
 		break;
 	case PROTO_HISTORY:
-		ws_history(c, in.before, in.limit);
+		if (auth_allowed(c, AUTH_HISTORY, NULL))
+			ws_history(c, in.before, in.limit);
+		break;
+	case PROTO_REFRESH:
+		/* A signature check costs: refreshes count as messages. */
+		if (ws_rate_ok(c, NULL))
+			auth_refresh(c, in.token, in.token_len);
 		break;
 	}
 	proto_in_clear(&in);

@@ -237,13 +237,13 @@ START_TEST(test_table)
 	long long			 dflt;
 	char				*text;
 
-	ck_assert_uint_eq(config_table_size, 27);
+	ck_assert_uint_eq(config_table_size, 30);
 	for (i = 0; i < config_table_size; i++) {
 		o = &config_table[i];
 		ck_assert_ptr_nonnull(o->name);
 		ck_assert_uint_gt(strlen(o->name), 0);
 		ck_assert_uint_eq(strspn(o->name,
-		    "abcdefghijklmnopqrstuvwxyz-"), strlen(o->name));
+		    "abcdefghijklmnopqrstuvwxyz0123456789-"), strlen(o->name));
 		ck_assert_ptr_nonnull(o->dflt);
 		ck_assert_ptr_nonnull(o->help);
 		ck_assert_int_le(o->min, o->max);

@@ -43,6 +43,7 @@ fi
 : "${W4_CONCURRENCY:=50}"		# connect-upgrade-close loops
 : "${W4_SECS:=3}"
 : "${LG_OPTS:=}"			# more loadgen options, e.g. --quickack
+: "${RACERD_QUERY:=}"			# query of racerd URLs, e.g. user=U&token=JWT
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/racerd-bench.XXXXXX") || exit 1
 chmod 755 "$T"
@@ -196,7 +197,11 @@ rss_kb() {
 
 # url TARGET NAME: the WebSocket URL template of a fresh chat prefix.
 url() {
-	echo "ws://127.0.0.1:$port/ws/$2$$x%d"
+	if [ "$1" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
+		echo "ws://127.0.0.1:$port/ws/$2$$x%d?$RACERD_QUERY"
+	else
+		echo "ws://127.0.0.1:$port/ws/$2$$x%d"
+	fi
 }
 
 # lg NAME ARGS...: run loadgen, keep its output, print its summary line.
