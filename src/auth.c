@@ -125,6 +125,11 @@ auth_parse_line(struct auth_keys *ks, enum auth_alg alg, char *line)
 	}
 	if (alg == AUTH_EDDSA && k.len != crypto_sign_PUBLICKEYBYTES)
 		return ("an Ed25519 public key is 32 bytes");
+	if (alg == AUTH_STORAGE &&
+	    k.len != crypto_aead_xchacha20poly1305_ietf_KEYBYTES) {
+		sodium_memzero(&k, sizeof k);
+		return ("a storage key is 32 bytes");
+	}
 	if (ks->n == AUTH_KEYS_MAX) {
 		sodium_memzero(&k, sizeof k);
 		return ("more than 256 keys");
@@ -136,16 +141,18 @@ auth_parse_line(struct auth_keys *ks, enum auth_alg alg, char *line)
 }
 
 /*
- * Load one key file into ks.  A file others may read (or the group write)
- * adds a warning to *warn.  Returns 0, or -1 with "FILE:LINE: why" (or
- * "FILE: why") in *cause.
+ * Load one key file of lines "KID BASE64KEY" into ks (seal.c reads
+ * storage-key-file with it too).  A file of secret keys others may read
+ * (or the group write) adds a warning to *warn.  Returns 0, or -1 with
+ * "FILE:LINE: why" (or "FILE: why") in *cause.
  */
-static int
+int
 auth_load_file(struct auth_keys *ks, enum auth_alg alg, const char *path,
     char **warn, char **cause)
 {
 	const char	*what = alg == AUTH_HS256 ? "auth-hmac-key-file" :
-			    "auth-ed25519-key-file";
+			    alg == AUTH_EDDSA ? "auth-ed25519-key-file" :
+			    "storage-key-file";
 	const char	*why;
 	struct stat	 st;
 	FILE		*f;
@@ -166,8 +173,8 @@ auth_load_file(struct auth_keys *ks, enum auth_alg alg, const char *path,
 		xasprintf(cause, "%s %s: not a regular file", what, path);
 		goto out;
 	}
-	/* Public keys are no secret; HMAC keys are. */
-	if (alg == AUTH_HS256 && (st.st_mode & 0137) != 0) {
+	/* Public keys are no secret; HMAC and storage keys are. */
+	if (alg != AUTH_EDDSA && (st.st_mode & 0137) != 0) {
 		xasprintf(&w, "%s%s%s %s: mode %04o is wider than 0640: "
 		    "others may read the keys", *warn != NULL ? *warn : "",
 		    *warn != NULL ? "; " : "", what, path,

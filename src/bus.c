@@ -118,6 +118,7 @@ static struct {
 
 static void	bus_connect(struct bus_link *);
 static void	bus_on_sub(redisAsyncContext *, void *, void *);
+static char	*bus_open(const char *, size_t, const char **, size_t *);
 
 static void
 bus_sha1(const char *script, char out[41])
@@ -257,6 +258,7 @@ bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 	redisReply	*reply = r, *type, *ch, *msg;
 	struct bus_event ev;
 	const char	*chat;
+	char		*opened;
 	size_t		 chat_len;
 
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
@@ -276,9 +278,12 @@ bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 		return;
 	if (strcmp(type->str, "message") == 0 &&
 	    msg->type == REDIS_REPLY_STRING) {
-		if (bus_decode_event(msg->str, msg->len, &ev) == 0)
+		if (bus_decode_event(msg->str, msg->len, &ev) == 0) {
+			opened = ev.type != BUS_EVENT_MESSAGE ? NULL :
+			    bus_open(chat, chat_len, &ev.json, &ev.jlen);
 			room_on_event(chat, chat_len, &ev);
-		else
+			free(opened);
+		} else
 			log_warnx("chat %.*s: malformed message on the "
 			    "channel", (int)chat_len, chat);
 	} else if (strcmp(type->str, "subscribe") == 0)
@@ -518,6 +523,7 @@ struct bus_call {
 		bus_members_cb	*members;
 	}		 cb;
 	void		*arg;
+	char		*chat;		/* replies with envelopes: to open */
 	const char	*script;	/* NULL: not a script, or sent whole */
 	const char	*what;		/* for the log */
 	int		 argc;
@@ -533,6 +539,7 @@ bus_call_free(struct bus_call *call)
 
 	for (i = 0; i < call->argc; i++)
 		free(call->argv[i]);
+	free(call->chat);
 	free(call->argv);
 	free(call->argvlen);
 	free(call);
@@ -1036,6 +1043,61 @@ bus_decode_event(const char *msg, size_t len, struct bus_event *ev)
 }
 
 /*
+ * Open a sealed envelope of chat (seal.c) for delivery: *env and *len are
+ * replaced by the plain one, which the caller frees (NULL returned when
+ * the envelope was not sealed).  One that does not open is delivered as
+ * such, and counted.
+ */
+static char *
+bus_open(const char *chat, size_t chat_len, const char **env, size_t *len)
+{
+	char	*out;
+	size_t	 outlen;
+	int	 rc;
+
+	if (!seal_enabled() && memchr(*env, '\001', *len) == NULL)
+		return (NULL);
+	rc = seal_open_env(chat, chat_len, *env, *len, &out, &outlen);
+	if (rc == 0)
+		return (NULL);
+	if (rc == -1) {
+		wk.counters->sealed_unreadable++;
+		log_debug("chat %.*s: a sealed body does not open",
+		    (int)chat_len, chat);
+	}
+	*env = out;
+	*len = outlen;
+	return (out);
+}
+
+/* Open n entries in place; returns what to free (bus_open_free). */
+static char **
+bus_open_entries(const char *chat, struct bus_entry *e, size_t n)
+{
+	char	**opened;
+	size_t	  i;
+
+	if (chat == NULL)
+		return (NULL);
+	opened = xcalloc(n + 1, sizeof *opened);
+	for (i = 0; i < n; i++)
+		opened[i] = bus_open(chat, strlen(chat), &e[i].env, &e[i].len);
+	return (opened);
+}
+
+static void
+bus_open_free(char **opened, size_t n)
+{
+	size_t	 i;
+
+	if (opened == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(opened[i]);
+	free(opened);
+}
+
+/*
  * Done functions: decode the reply and call the caller back, with NULL
  * when the store failed or answered something else.
  */
@@ -1052,19 +1114,30 @@ static void
 bus_done_sent(struct bus_call *call, const redisReply *r)
 {
 	struct bus_sent	 sent;
+	char		*opened = NULL;
 
-	call->cb.sent(bus_decode_sent(r, &sent) == 0 ? &sent : NULL,
-	    call->arg);
+	if (bus_decode_sent(r, &sent) != 0) {
+		call->cb.sent(NULL, call->arg);
+		return;
+	}
+	if (sent.env != NULL && call->chat != NULL)
+		opened = bus_open(call->chat, strlen(call->chat), &sent.env,
+		    &sent.len);
+	call->cb.sent(&sent, call->arg);
+	free(opened);
 }
 
 static void
 bus_done_range(struct bus_call *call, const redisReply *r)
 {
 	struct bus_entry	*e;
+	char			**opened = NULL;
 	size_t			 n;
 
-	bus_decode_range(r, &e, &n);
+	if (bus_decode_range(r, &e, &n) == 0)
+		opened = bus_open_entries(call->chat, e, n);
 	call->cb.range(e, n, call->arg);
+	bus_open_free(opened, n);
 	free(e);
 }
 
@@ -1072,12 +1145,15 @@ static void
 bus_done_page(struct bus_call *call, const redisReply *r)
 {
 	struct bus_page	 page;
+	char		**opened;
 
 	if (bus_decode_page(r, &page) != 0) {
 		call->cb.page(NULL, call->arg);
 		return;
 	}
+	opened = bus_open_entries(call->chat, page.entries, page.n);
 	call->cb.page(&page, call->arg);
+	bus_open_free(opened, page.n);
 	free(page.entries);
 }
 
@@ -1179,10 +1255,11 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
     const char *user, const char *id, bus_sent_cb *cb, void *arg)
 {
 	struct bus_call	*call;
-	char		*dedup;
+	char		*dedup, *sealed;
 
 	call = bus_script_call(BUS_PUBLISH, bus_done_sent, arg);
 	call->cb.sent = cb;
+	call->chat = xstrndup(chat, len);
 	bus_call_str(call, *id != '\0' ? "4" : "3");
 	bus_call_key(call, chat, len, "seq");
 	bus_call_key(call, chat, len, "epoch");
@@ -1194,7 +1271,13 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 		free(dedup);
 	}
 	bus_call_str(call, head);
-	bus_call_str(call, tail);
+	if (seal_enabled()) {
+		/* The store never holds a plaintext body. */
+		sealed = seal_tail(call->chat, tail);
+		bus_call_str(call, sealed != NULL ? sealed : tail);
+		free(sealed);
+	} else
+		bus_call_str(call, tail);
 	bus_call_epoch(call);
 	bus_call_u64(call, wk.cfg->history_size);
 	bus_call_u64(call, wk.cfg->dedup_window);
@@ -1217,6 +1300,7 @@ bus_range(const char *chat, size_t len, uint64_t from, uint64_t to, int count,
 
 	call = bus_call_new("XRANGE", bus_done_range, arg);
 	call->cb.range = cb;
+	call->chat = xstrndup(chat, len);
 	bus_call_str(call, "XRANGE");
 	bus_call_key(call, chat, len, "log");
 	bus_call_argf(call, "%llu-0", (unsigned long long)from);
@@ -1242,6 +1326,7 @@ bus_history(const char *chat, size_t len, uint64_t since, uint64_t before,
 
 	call = bus_script_call(BUS_HISTORY, bus_done_page, arg);
 	call->cb.page = cb;
+	call->chat = xstrndup(chat, len);
 	bus_call_chat_keys(call, chat, len);
 	bus_call_u64(call, since);
 	bus_call_u64(call, before);

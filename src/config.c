@@ -141,6 +141,11 @@ const struct config_option config_table[] = {
 	  OFF(auth_ed25519_key_file),
 	  "file of \"KID BASE64KEY\" lines: EdDSA public keys; empty: none",
 	  config_check_path },
+	{ "storage-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(storage_key_file),
+	  "file of \"KID BASE64KEY\" lines: 32-byte keys sealing message "
+	  "bodies in the store, the first seals; empty: bodies in clear",
+	  config_check_path },
 };
 const size_t config_table_size = nitems(config_table);
 

@@ -228,6 +228,7 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 		sum.closes_slow += info.counters.closes_slow;
 		sum.store_errors += info.counters.store_errors;
 		sum.gaps_filled += info.counters.gaps_filled;
+		sum.sealed_unreadable += info.counters.sealed_unreadable;
 	}
 	b = evbuffer_new();
 #define METRIC(name, type, help, fmt, value)				\
@@ -268,6 +269,9 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	METRIC("gaps_filled_total", "counter",
 	    "Delivery gaps filled from history.", "%llu",
 	    (unsigned long long)sum.gaps_filled);
+	METRIC("sealed_unreadable_total", "counter",
+	    "Sealed message bodies that did not open (key gone or damaged).",
+	    "%llu", (unsigned long long)sum.sealed_unreadable);
 	METRIC("store_up", "gauge",
 	    "1 if the answering worker reaches the store.", "%d",
 	    bus_is_up(NULL));

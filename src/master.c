@@ -478,8 +478,7 @@ master_reload(void)
 	else
 		next = config_default();
 	if (next != NULL && (config_resolve(next, &cause) != 0 ||
-	    api_load_keys(next->api_key_file, &cause) != 0 ||
-	    auth_configure(next, &warn, &cause) != 0)) {
+	    worker_load_keys(next, &warn, &cause) != 0)) {
 		config_free(next);
 		next = NULL;
 	}

@@ -3,7 +3,7 @@
  * Two commands, what an operator or a back end developer needs to try
  * racerd's tokens in a minute:
  *
- *   racerctl keygen hmac|ed25519 [--kid K] [--out FILE]
+ *   racerctl keygen hmac|ed25519|storage [--kid K] [--out FILE]
  *	prints a "KID BASE64KEY" line for auth-hmac-key-file (a random
  *	32-byte key) or auth-ed25519-key-file (a public key; the private
  *	key goes to FILE, created with mode 0600);
@@ -43,7 +43,8 @@ static __dead void
 racerctl_usage(void)
 {
 	fprintf(stderr,
-	    "usage: racerctl keygen hmac|ed25519 [--kid kid] [--out file]\n"
+	    "usage: racerctl keygen hmac|ed25519|storage [--kid kid] "
+	    "[--out file]\n"
 	    "       racerctl token --key-file file [--kid kid] --sub user "
 	    "--chats list\n"
 	    "                [--rights list] [--ttl duration]\n");
@@ -99,7 +100,8 @@ racerctl_keygen(const char *kind, const char *kid, const char *out)
 		kid = rnd;
 	}
 	racerctl_check_kid(kid);
-	if (strcmp(kind, "hmac") == 0) {
+	/* A storage key is 32 random bytes, like an HMAC key. */
+	if (strcmp(kind, "hmac") == 0 || strcmp(kind, "storage") == 0) {
 		if (out != NULL)
 			racerctl_exit(RACERCTL_EXIT_USAGE, "--out is for "
 			    "ed25519 keys");

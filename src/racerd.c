@@ -67,8 +67,7 @@ main(int argc, char **argv)
 	else
 		cfg = config_default();
 	if (cfg != NULL && (config_resolve(cfg, &cause) != 0 ||
-	    api_load_keys(cfg->api_key_file, &cause) != 0 ||
-	    auth_configure(cfg, &warn, &cause) != 0)) {
+	    worker_load_keys(cfg, &warn, &cause) != 0)) {
 		config_free(cfg);
 		cfg = NULL;
 	}

@@ -70,6 +70,7 @@ struct config {
 	char		*auth;		/* "none" or "token" */
 	char		*auth_hmac_key_file;	/* "": no HS256 keys */
 	char		*auth_ed25519_key_file;	/* "": no EdDSA keys */
+	char		*storage_key_file;	/* "": bodies in clear */
 };
 
 #define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */
@@ -140,6 +141,7 @@ extern struct worker	 wk;
 int		 worker_main(struct config *, struct reg *, int, int,
 		     const char *);
 void		 worker_conn_gone(void);
+int		 worker_load_keys(const struct config *, char **, char **);
 void		 worker_store_idle(void);
 
 /* frame.c */
@@ -256,6 +258,18 @@ void		 join_start(struct conn *, const struct join_params *);
 void		 join_drive(struct conn *);
 void		 join_free(struct conn *);
 void		 join_output_drained(struct conn *);
+
+/* seal.c */
+struct auth_keys;
+int		 seal_configure(const struct config *, char **, char **);
+int		 seal_enabled(void);
+char		*seal_tail(const char *, const char *);
+int		 seal_open(const struct auth_keys *, const char *, size_t,
+		     const char *, size_t, char **, size_t *);
+int		 seal_open_env(const char *, size_t, const char *, size_t,
+		     char **, size_t *);
+char		*seal_tail_with(const struct auth_keys *, const char *,
+		     const char *);
 
 /* bus.c */
 #define BUS_EPOCH_MAX	64		/* bytes of an epoch */
@@ -403,7 +417,8 @@ void		 sess_taken_over(struct conn *);
 #define AUTH_CHALLENGE	"WWW-Authenticate: Bearer\r\n"
 enum auth_alg {
 	AUTH_HS256,
-	AUTH_EDDSA
+	AUTH_EDDSA,
+	AUTH_STORAGE			/* not a token's: storage-key-file */
 };
 struct auth_key {
 	char		 kid[AUTH_KID_MAX + 1];
@@ -427,6 +442,8 @@ struct http_req;
 int		 auth_keys_load(struct auth_keys *, const char *,
 		     const char *, char **, char **);
 void		 auth_keys_clear(struct auth_keys *);
+int		 auth_load_file(struct auth_keys *, enum auth_alg,
+		     const char *, char **, char **);
 int		 auth_verify(const struct auth_keys *, const char *, size_t,
 		     int64_t, struct auth_claims *, const char **);
 int		 auth_grants(const struct auth_claims *, const char *, size_t);

@@ -112,6 +112,23 @@ worker_store_idle(void)
 }
 
 /*
+ * Load every key file of cfg (API keys, token keys, storage keys) and put
+ * them in force.  Returns 0 with warnings in *warn (or NULL); or -1 with a
+ * message in *cause, the keys in force unchanged where a file was bad.
+ * The caller frees both.
+ */
+int
+worker_load_keys(const struct config *cfg, char **warn, char **cause)
+{
+	*warn = NULL;
+	if (api_load_keys(cfg->api_key_file, cause) != 0 ||
+	    auth_configure(cfg, warn, cause) != 0 ||
+	    seal_configure(cfg, warn, cause) != 0)
+		return (-1);
+	return (0);
+}
+
+/*
  * The master's configuration is unchanged but key files may not be: load
  * them again in place, keeping the connections (and, if a file has gone
  * bad meanwhile, the old keys).
@@ -121,8 +138,7 @@ worker_reload_keys(void)
 {
 	char	*cause = NULL, *warn = NULL;
 
-	if (api_load_keys(wk.cfg->api_key_file, &cause) != 0 ||
-	    auth_configure(wk.cfg, &warn, &cause) != 0) {
+	if (worker_load_keys(wk.cfg, &warn, &cause) != 0) {
 		log_warnx("reloading keys failed: %s; keeping the old keys",
 		    cause);
 		free(cause);
@@ -174,7 +190,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 {
 	struct timeval	 tv = { 0, WORKER_HEARTBEAT_MS * 1000 };
 	struct event	*hb, *sterm, *sint, *susr1, *shup;
-	char		*cause = NULL;
+	char		*cause = NULL, *warn = NULL;
 
 	memset(&wk, 0, sizeof wk);
 	wk.cfg = cfg;
@@ -227,11 +243,12 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 		log_warnx("cannot create events");
 		return (RD_EXIT_FATAL);
 	}
-	if (api_load_keys(cfg->api_key_file, &cause) != 0) {
+	if (worker_load_keys(cfg, &warn, &cause) != 0) {
 		log_warnx("%s", cause);
 		free(cause);
 		return (RD_EXIT_NORESPAWN);
 	}
+	free(warn);		/* the master said it */
 	room_init();
 	if (bus_init(wk.base, store_addr, cfg->instance, idx) != 0) {
 		log_warnx("bad store address %s", store_addr);
