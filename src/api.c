@@ -40,18 +40,35 @@ struct api_req {
 	char		*tail;		/* POST: envelope tail */
 };
 
-static struct {
+static struct api_keyset {
 	int		 loaded;
 	size_t		 n;
 	uint8_t		 hash[API_KEYS_MAX][crypto_generichash_BYTES];
 } api_keys;
 
+static int	api_read_keys(const char *, char **);
+
 /*
  * Load the API keys (one per line, blank lines and # comments skipped)
- * from path.  Returns 0, or -1 with a message in *cause.
+ * from path.  Returns 0, or -1 with a message in *cause; then the keys
+ * loaded before stay (a reload keeps them).
  */
 int
 api_load_keys(const char *path, char **cause)
+{
+	struct api_keyset old = api_keys;
+
+	if (api_read_keys(path, cause) != 0) {
+		api_keys = old;
+		sodium_memzero(&old, sizeof old);
+		return (-1);
+	}
+	sodium_memzero(&old, sizeof old);
+	return (0);
+}
+
+static int
+api_read_keys(const char *path, char **cause)
 {
 	FILE	*f;
 	char	 line[1024];

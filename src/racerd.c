@@ -67,7 +67,8 @@ main(int argc, char **argv)
 	else
 		cfg = config_default();
 	if (cfg != NULL && (config_resolve(cfg, &cause) != 0 ||
-	    api_load_keys(cfg->api_key_file, &cause) != 0)) {
+	    api_load_keys(cfg->api_key_file, &cause) != 0 ||
+	    (test && tls_check(cfg, &cause) != 0))) {
 		config_free(cfg);
 		cfg = NULL;
 	}
