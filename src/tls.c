@@ -104,8 +104,9 @@ tls_parse_protocols(const char *s, int *min, int *max)
 static SSL_CTX *
 tls_ctx_new(const struct config *cfg, char **cause)
 {
-	SSL_CTX	*ctx;
-	int	 min, max;
+	SSL_CTX		*ctx;
+	unsigned long	 e;
+	int		 min, max;
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -133,11 +134,16 @@ tls_ctx_new(const struct config *cfg, char **cause)
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
 	    SSL_FILETYPE_PEM) != 1) {
+		e = ERR_peek_last_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			goto mismatch;
 		xasprintf(cause, "tls-key %s: %s", cfg->tls_key,
 		    tls_last_error());
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
+mismatch:
 		ERR_clear_error();
 		xasprintf(cause, "tls-key %s does not match the certificate "
 		    "in tls-certificate %s", cfg->tls_key, cfg->tls_certificate);
