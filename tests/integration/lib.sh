@@ -117,6 +117,7 @@ if [ "${RACERD_TEST_TLS:-}" = 1 ]; then
 	tls_make_cert server 1
 	RACERD_TEST_CA=$T/ca.pem
 	export RACERD_TEST_CA
+	echo "note: $NAME: racerd on TLS only (RACERD_TEST_TLS=1)"
 fi
 
 # The listening lines of a configuration for PORT, plain or TLS.
@@ -155,11 +156,21 @@ CONF
 
 # http_status URL: prints the HTTP status code (000 when unreachable).
 http_status() {
+	http_curl "$1" -o /dev/null -w '%{http_code}'
+}
+
+# http_curl URL [CURL OPTIONS]: curl -s with a 5 s limit; under
+# RACERD_TEST_TLS=1 an http:// URL becomes https:// with the test's CA.
+http_curl() {
+	_url=$1
+	shift
 	if [ "${RACERD_TEST_TLS:-}" = 1 ]; then
-		curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
-		    --cacert "$RACERD_TEST_CA" "$(echo "$1" | sed 's|^http:|https:|')"
+		case $_url in
+		http://*) _url=https://${_url#http://} ;;
+		esac
+		curl -s --max-time 5 --cacert "$RACERD_TEST_CA" "$@" "$_url"
 	else
-		curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1"
+		curl -s --max-time 5 "$@" "$_url"
 	fi
 }
 

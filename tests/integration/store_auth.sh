@@ -79,7 +79,7 @@ while [ "$(http_status "http://127.0.0.1:$PORT/healthz")" != 503 ] &&
 	sleep 0.1
 	i=$((i + 1))
 done
-curl -s --max-time 5 "http://127.0.0.1:$PORT/healthz" >"$T/health.out"
+http_curl "http://127.0.0.1:$PORT/healthz" >"$T/health.out"
 grep -q '"error":"store: [a-z]*: authentication refused: WRONGPASS' \
     "$T/health.out" || fail "healthz said: $(cat "$T/health.out")"
 wait_log "store [a-z]* connection: authentication refused: WRONGPASS" 5 ||
