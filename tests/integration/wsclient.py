@@ -3913,6 +3913,8 @@ async def do_slow(a):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     s.settimeout(5)
     s.connect(("127.0.0.1", port))
+    if TLS_CTX is not None:
+        s = TLS_CTX.wrap_socket(s, server_hostname="127.0.0.1")
     slow = Raw.__new__(Raw)
     slow.sock, slow.buf, slow.eof = s, b"", False
     key = base64.b64encode(os.urandom(16)).decode()
