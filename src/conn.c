@@ -45,6 +45,7 @@
 #define CONN_CLOSE_STALL	5	/* ... of which without reading */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
+#define CONN_TLS_BATCH		(64 * 1024)	/* joined before TLS writes */
 
 
 static void
@@ -680,12 +681,22 @@ static void
 conn_flush(struct conn *c)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	size_t		 len;
 	int		 n, saved;
 
 	if (c->state == CONN_DEAD || evbuffer_get_length(out) == 0)
 		return;
 	if (c->tls) {
-		/* OpenSSL writes it; conn_write_cb says when it is all out. */
+		/*
+		 * OpenSSL makes a record, and a write(2), of each piece of
+		 * the buffer: join the frames queued this turn first (a copy
+		 * per connection, which encryption costs anyway).  Then it
+		 * writes; conn_write_cb says when it is all out.
+		 */
+		len = evbuffer_get_length(out);
+		if (evbuffer_pullup(out, len < CONN_TLS_BATCH ? len :
+		    CONN_TLS_BATCH) == NULL)
+			log_debug("cannot join the output of %s", c->user);
 		bufferevent_enable(c->bev, EV_WRITE);
 		return;
 	}

@@ -2,8 +2,9 @@
 /*
  * The master validates the configuration, opens the listening sockets
  * (plain and TLS; it loads the TLS certificate and key before it forks, so
- * workers inherit a checked context), creates the shared-memory registry, starts the embedded store, forks the
- * workers and supervises them.  It serves no clients.
+ * workers inherit a checked context), creates the shared-memory registry,
+ * starts the embedded store, forks the workers and supervises them.  It
+ * serves no clients.
  *
  * A worker that dies is reaped from the registry (its slot cleared and
  * exactly its members removed) before a new one takes its place; one that

@@ -146,7 +146,8 @@ tls_ctx_new(const struct config *cfg, char **cause)
 mismatch:
 		ERR_clear_error();
 		xasprintf(cause, "tls-key %s does not match the certificate "
-		    "in tls-certificate %s", cfg->tls_key, cfg->tls_certificate);
+		    "in tls-certificate %s", cfg->tls_key,
+		    cfg->tls_certificate);
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
