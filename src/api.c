@@ -39,7 +39,7 @@ struct api_req {
 	char		*tail;		/* POST: envelope tail */
 };
 
-static struct {
+static struct api_keyset {
 	int		 loaded;
 	size_t		 n;
 	uint8_t		 hash[API_KEYS_MAX][crypto_generichash_BYTES];

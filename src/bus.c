@@ -67,6 +67,7 @@ struct bus_link {
 	uint64_t		 probe_sent;	/* 0: none outstanding */
 	uint64_t		 heard;		/* last reply or message */
 	char			 why[128];	/* why it is down */
+	int			 denied;	/* the store refused AUTH */
 };
 
 /* The scripts, src/lua/NAME.lua. */
@@ -103,6 +104,8 @@ static struct {
 	char			 path[256];
 	int			 port;
 	int			 db;
+	char			 user[256];	/* AUTH; never logged */
+	char			 password[256];	/* "": no AUTH */
 	char			 name[64];	/* racerd:INSTANCE:wN */
 	char			 probe_ch[128];
 	struct bus_link		 cmd;
@@ -144,6 +147,9 @@ bus_parse(const char *addr)
 	snprintf(bus.path, sizeof bus.path, "%s", st.path);
 	bus.port = st.port;
 	bus.db = st.db;
+	memcpy(bus.user, st.user, sizeof bus.user);
+	memcpy(bus.password, st.password, sizeof bus.password);
+	sodium_memzero(&st, sizeof st);
 	return (0);
 }
 
@@ -200,12 +206,33 @@ bus_on_disconnect(const redisAsyncContext *ac, int status)
 
 	if (bus.closing)
 		return;
-	bus_down(l, status == REDIS_OK ? "closed" : ac->errstr);
+	if (!l->denied)		/* keep saying why */
+		bus_down(l, status == REDIS_OK ? "closed" : ac->errstr);
 	l->ac = NULL;
 	l->probe_sent = 0;
 	if (l == &bus.sub)
 		room_sub_lost();
 	bus_schedule_retry(l);
+}
+
+/* The answer to AUTH: a refusal is logged once and retried later. */
+static void
+bus_on_auth(redisAsyncContext *ac, void *r, __unused void *arg)
+{
+	redisReply	*reply = r;
+	struct bus_link	*l = bus_link_of(ac);
+	char		 why[sizeof l->why - 8];
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+		l->denied = 0;
+		return;
+	}
+	snprintf(why, sizeof why, "authentication refused: %s", reply->str);
+	if (!l->denied)
+		log_warnx("store %s connection: %s", l->what, why);
+	bus_down(l, why);
+	l->denied = 1;
+	redisAsyncFree(ac);	/* after this callback; then a retry */
 }
 
 /* The first answer on a fresh link: it is up. */
@@ -367,6 +394,12 @@ bus_connect(struct bus_link *l)
 	redisAsyncSetConnectCallback(ac, bus_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bus_on_disconnect);
 	l->ac = ac;
+	if (bus.password[0] != '\0' && bus.user[0] != '\0')
+		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s %s", bus.user,
+		    bus.password);
+	else if (bus.password[0] != '\0')
+		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s",
+		    bus.password);
 	redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s:%s", bus.name,
 	    l->what);
 	if (bus.db != 0)

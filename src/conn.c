@@ -7,7 +7,14 @@
  * so that no callback further up the stack sees freed memory.
  *
  * Limits: the request header must arrive within header-timeout
- * seconds (408 otherwise) and is capped by the parser (431/413).
+ * seconds (408 otherwise) and is capped by the parser (431/413).  On the
+ * TLS port the same clock starts at accept: the handshake must be over
+ * within header-timeout too, or the socket is closed.
+ *
+ * Output: plain connections are written once per loop turn, straight to
+ * the socket (conn_flush); TLS connections hand the same evbuffer (still
+ * holding references to shared frames) to their OpenSSL bufferevent,
+ * which encrypts it record by record when the socket is writable.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -37,6 +44,7 @@
 #define CONN_CLOSE_STALL	5	/* ... of which without reading */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
+#define CONN_TLS_BATCH		(64 * 1024)	/* joined before TLS writes */
 
 
 static void
@@ -110,6 +118,8 @@ conn_close(struct conn *c)
 	if (c->state == CONN_DEAD)
 		return;
 	c->state = CONN_DEAD;
+	if (c->tls && !c->tls_failed)
+		tls_shutdown(c->bev);
 	bufferevent_disable(c->bev, EV_READ|EV_WRITE);
 	evtimer_del(c->timer);
 	sess_detach(c);
@@ -632,10 +642,25 @@ static void
 conn_flush(struct conn *c)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	size_t		 len;
 	int		 n, saved;
 
 	if (c->state == CONN_DEAD || evbuffer_get_length(out) == 0)
 		return;
+	if (c->tls) {
+		/*
+		 * OpenSSL makes a record, and a write(2), of each piece of
+		 * the buffer: join the frames queued this turn first (a copy
+		 * per connection, which encryption costs anyway).  Then it
+		 * writes; conn_write_cb says when it is all out.
+		 */
+		len = evbuffer_get_length(out);
+		if (evbuffer_pullup(out, len < CONN_TLS_BATCH ? len :
+		    CONN_TLS_BATCH) == NULL)
+			log_debug("cannot join the output of %s", c->user);
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
 	/* A socket bufferevent freezes its output's front; so does it. */
 	evbuffer_unfreeze(out, 1);
 	n = evbuffer_write(out, bufferevent_getfd(c->bev));
@@ -707,6 +732,11 @@ conn_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 	struct conn	*c = arg;
 
 	if (what & (BEV_EVENT_EOF|BEV_EVENT_ERROR)) {
+		if (c->tls && (what & BEV_EVENT_ERROR)) {
+			c->tls_failed = 1;
+			log_debug("TLS connection ended: %s",
+			    tls_strerror(c->bev));
+		}
 		if (c->state == CONN_WS && c->close_code == 0)
 			c->close_code = 1006;
 		conn_close(c);
@@ -750,9 +780,9 @@ conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
 		conn_close(c);
 }
 
-/* Take a freshly accepted socket into service. */
+/* Take a freshly accepted socket into service, speaking TLS if tls. */
 void
-conn_accept(int fd)
+conn_accept(int fd, int tls)
 {
 	struct conn	*c;
 	int		 on = 1;
@@ -764,7 +794,17 @@ conn_accept(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 	c = xcalloc(1, sizeof *c);
 	c->refs = 1;
-	c->bev = bufferevent_socket_new(wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		if ((c->bev = tls_accept(wk.base, fd)) == NULL) {
+			log_warnx("cannot start TLS on a connection");
+			close(fd);
+			free(c);
+			return;
+		}
+		c->tls = 1;
+	} else
+		c->bev = bufferevent_socket_new(wk.base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(wk.base, conn_timeout, c);
 	c->hp = http_parse_new(CONN_MAX_HEADER, CONN_MAX_BODY);
 	if (c->bev == NULL || c->timer == NULL || c->hp == NULL)

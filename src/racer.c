@@ -40,6 +40,8 @@
 #define RACER_RETRY_MAX		8000
 #define RACER_TIMEOUT		10	/* s: --timeout by default */
 #define RACER_TIMEOUT_MAX	86400
+#define RACER_OPT_CACERT	256	/* long options without a letter */
+#define RACER_OPT_INSECURE	257
 
 struct racer_opts	 racer_opts;
 
@@ -73,7 +75,8 @@ racer_usage(void)
 {
 	fprintf(stderr, "usage: racer [-jlqv] [-K file] [-k token] [-m text] "
 	    "[-n count] [-s seq]\n"
-	    "             [-t seconds] [-u user] ws://host[:port] chat\n");
+	    "             [-t seconds] [-u user] [--cacert file] [--insecure]\n"
+	    "             ws[s]://host[:port] chat\n");
 	exit(RACER_EXIT_USAGE);
 }
 
@@ -171,7 +174,7 @@ racer_url_authority(const char *a, size_t len, char **cause)
 		racer_opts.port = xstrdup(colon + 1);
 		return (racer_url_port(racer_opts.port, cause));
 	}
-	racer_opts.port = xstrdup("80");
+	racer_opts.port = xstrdup(racer_opts.tls ? "443" : "80");
 	return (0);
 bad:
 	xasprintf(cause, "bad host in the URL: %s", racer_opts.url);
@@ -179,8 +182,8 @@ bad:
 }
 
 /*
- * Parse ws://host[:port][/prefix] into racer_opts.  Returns 0, or -1 with
- * *cause set (the caller frees it).
+ * Parse ws://host[:port][/prefix] or wss://... into racer_opts.  Returns
+ * 0, or -1 with *cause set (the caller frees it).
  */
 static int
 racer_url(const char *url, char **cause)
@@ -196,16 +199,15 @@ racer_url(const char *url, char **cause)
 		}
 	}
 	if (strncasecmp(url, "wss://", 6) == 0) {
-		xasprintf(cause, "wss:// (TLS) is not supported yet: "
-		    "use ws://");
+		racer_opts.tls = 1;
+		a = url + 6;
+	} else if (strncasecmp(url, "ws://", 5) == 0)
+		a = url + 5;
+	else {
+		xasprintf(cause, "bad URL \"%s\": it must start with ws:// "
+		    "or wss://", url);
 		return (-1);
 	}
-	if (strncasecmp(url, "ws://", 5) != 0) {
-		xasprintf(cause, "bad URL \"%s\": it must start with ws://",
-		    url);
-		return (-1);
-	}
-	a = url + 5;
 	len = strcspn(a, "/?#");
 	if (len == 0 || memchr(a, '@', len) != NULL) {
 		xasprintf(cause, "bad host in the URL: %s", url);
@@ -246,7 +248,9 @@ racer_check_id(const char *s, size_t max, const char *what)
 
 static const struct option racer_longopts[] = {
 	{ "help",	no_argument,		NULL, 'h' },
+	{ "cacert",	required_argument,	NULL, RACER_OPT_CACERT },
 	{ "history",	required_argument,	NULL, 'n' },
+	{ "insecure",	no_argument,		NULL, RACER_OPT_INSECURE },
 	{ "json",	no_argument,		NULL, 'j' },
 	{ "listen",	no_argument,		NULL, 'l' },
 	{ "quiet",	no_argument,		NULL, 'q' },
@@ -360,6 +364,13 @@ racer_args(int argc, char **argv)
 		racer_exit(RACER_EXIT_USAGE, "--token-file %s: %s",
 		    racer_opts.token_file, errno != 0 ? strerror(errno) :
 		    "no token in the file");
+	if ((racer_opts.cacert != NULL || racer_opts.insecure) &&
+	    !racer_opts.tls)
+		racer_exit(RACER_EXIT_USAGE, "--cacert and --insecure are for "
+		    "wss:// URLs");
+	if (racer_opts.cacert != NULL && racer_opts.insecure)
+		racer_exit(RACER_EXIT_USAGE, "--cacert and --insecure exclude "
+		    "each other");
 }
 
 static void
@@ -411,6 +422,12 @@ racer_options(int argc, char **argv)
 		case 'V':
 			printf("racer %s\n", PACKAGE_VERSION);
 			exit(RACER_EXIT_OK);
+		case RACER_OPT_CACERT:
+			racer_opts.cacert = optarg;
+			break;
+		case RACER_OPT_INSECURE:
+			racer_opts.insecure = 1;
+			break;
 		default:
 			racer_usage();
 		}
@@ -746,6 +763,12 @@ racer_on_end(const struct racer_ws_result *end, __unused void *arg)
 			racer_exit(RACER_EXIT_CONNECT, "%s: not a racerd "
 			    "WebSocket server (%s)", racer_opts.url, res->why);
 		break;
+	case RACER_WS_TLS:
+		/* A certificate that does not verify will not get better. */
+		if (!racer.ever_joined || res->code == 1)
+			racer_exit(RACER_EXIT_CONNECT, "%s: %s",
+			    racer_opts.url, res->why);
+		break;
 	case RACER_WS_CONNECT:
 	case RACER_WS_LOST:
 		if (!racer.ever_joined)
@@ -857,8 +880,19 @@ racer_input(void)
 int
 main(int argc, char **argv)
 {
+	char	*cause;
+
 	racer_options(argc, argv);
 	log_set_role("racer");
+	if (racer_opts.tls) {
+		if (racer_tls_init(racer_opts.cacert, racer_opts.insecure,
+		    &cause) != 0)
+			racer_exit(RACER_EXIT_USAGE, "%s", cause);
+		if (racer_opts.insecure)
+			racer_warnx("warning: --insecure: the server's "
+			    "certificate is not checked; anyone on the way can "
+			    "read and change this chat");
+	}
 	if (sodium_init() == -1)
 		racer_exit(RACER_EXIT_FAIL, "cannot initialise libsodium");
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)

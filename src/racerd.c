@@ -67,7 +67,8 @@ main(int argc, char **argv)
 	else
 		cfg = config_default();
 	if (cfg != NULL && (config_resolve(cfg, &cause) != 0 ||
-	    worker_load_keys(cfg, &warn, &cause) != 0)) {
+	    worker_load_keys(cfg, &warn, &cause) != 0 ||
+	    (test && tls_check(cfg, &cause) != 0))) {
 		config_free(cfg);
 		cfg = NULL;
 	}

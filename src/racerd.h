@@ -40,7 +40,12 @@ enum log_level {
 
 struct config {
 	char		*path;		/* file it came from, or NULL */
-	char		*listen;	/* host:port */
+	char		*listen;	/* host:port, "": no plain port */
+	char		*tls_listen;	/* host:port, "": no TLS port */
+	char		*tls_certificate;
+	char		*tls_key;
+	char		*tls_ciphers;	/* TLS 1.2 list, "": OpenSSL's */
+	char		*tls_protocols;	/* "TLSv1.2 TLSv1.3" or either */
 	int		 workers;	/* 0: one per CPU */
 	char		*instance;
 	char		*run_dir;
@@ -100,15 +105,28 @@ struct config_store {
 	char		 path[108];	/* or a unix socket */
 	int		 port;
 	int		 db;
+	char		 user[256];	/* ACL user, "": default (or none) */
+	char		 password[256];	/* "": no AUTH */
 };
 int		 config_store_parse(const char *, struct config_store *);
+char		*config_store_redact(const char *);
+int		 config_same(const struct config *, const struct config *);
 struct config	*config_default(void);
 struct config	*config_load(const char *, char **);
 void		 config_free(struct config *);
 int		 config_resolve(struct config *, char **);
 int		 config_workers(const struct config *);
-int		 config_same(const struct config *, const struct config *);
 const char	*config_level_name(int);
+
+/* tls.c */
+struct bufferevent;
+int		 tls_enabled(const struct config *);
+int		 tls_configure(const struct config *, char **);
+int		 tls_check(const struct config *, char **);
+struct bufferevent *tls_accept(struct event_base *, int);
+const char	*tls_strerror(struct bufferevent *);
+void		 tls_shutdown(struct bufferevent *);
+void		 tls_free(void);
 
 /* master.c */
 struct reg;
@@ -125,7 +143,8 @@ struct worker {
 	int			 nworkers;
 	pid_t			 master;
 	struct event_base	*base;
-	struct evconnlistener	*listener;
+	struct evconnlistener	*listener;	/* plain, or NULL */
+	struct evconnlistener	*tls_listener;	/* TLS, or NULL */
 	struct event		*accept_pause;
 	struct event		*drain_timer;
 	int			 draining;
@@ -138,7 +157,7 @@ struct worker {
 	struct reg_counters	*counters;	/* ours, in the registry */
 };
 extern struct worker	 wk;
-int		 worker_main(struct config *, struct reg *, int, int,
+int		 worker_main(struct config *, struct reg *, int, int, int,
 		     const char *);
 void		 worker_conn_gone(void);
 int		 worker_load_keys(const struct config *, char **, char **);
@@ -177,6 +196,8 @@ struct conn {
 	u_int			 refs;
 	enum conn_state		 state;
 	struct bufferevent	*bev;
+	int			 tls;		/* an OpenSSL bufferevent */
+	int			 tls_failed;	/* no close_notify then */
 	struct http_parse	*hp;
 	struct event		*timer;
 	int			 nrequests;
@@ -230,7 +251,7 @@ struct conn_held {
 	uint64_t		 seq;		/* 0: not a message */
 };
 int		 conn_init(void);
-void		 conn_accept(int);
+void		 conn_accept(int, int);
 void		 conn_drain_all(void);
 void		 conn_free_all(void);
 void		 conn_ref(struct conn *);
@@ -504,7 +525,7 @@ char		*store_address(const struct config *);
 int		 store_embedded_start(const struct config *, char **);
 pid_t		 store_embedded_pid(void);
 void		 store_embedded_stop(int);
-void		 store_check_policy(const char *);
+int		 store_check_policy(const char *, char **);
 
 /* log.c */
 void		 log_open(const char *, int, int, const char *);

@@ -10,8 +10,13 @@
  * (WebSocket clients with 4200, "restarting, resume at once") after what
  * was queued for them is flushed, and exits when the last one is gone or
  * shutdown-timeout has passed.  SIGUSR1 reopens the log file.  SIGHUP
- * (from the master, when the configuration is unchanged) loads the key
- * files again in place.
+ * (sent by the master when a reload changed no setting) reloads the files
+ * in place -- the TLS certificate and key, the API, token and storage
+ * keys -- without touching open connections; a file that does not load
+ * keeps the old one.
+ *
+ * There are up to two listening sockets, plain and TLS; every worker
+ * accepts from both.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -46,15 +51,32 @@ worker_heartbeat(__unused evutil_socket_t fd, __unused short events,
 	}
 }
 
+/* Accept on both listening sockets, or on neither. */
 static void
-worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
-    __unused struct sockaddr *sa, __unused int socklen, __unused void *arg)
+worker_listeners(int on)
+{
+	struct evconnlistener	*l[2] = { wk.listener, wk.tls_listener };
+	size_t			 i;
+
+	for (i = 0; i < nitems(l); i++) {
+		if (l[i] == NULL)
+			continue;
+		if (on)
+			evconnlistener_enable(l[i]);
+		else
+			evconnlistener_disable(l[i]);
+	}
+}
+
+static void
+worker_accept(__unused struct evconnlistener *lev, evutil_socket_t fd,
+    __unused struct sockaddr *sa, __unused int socklen, void *arg)
 {
 	struct timeval	 tv = { 0, WORKER_YIELD_US };
 	uint64_t	 total;
 	int		 n = wk.nworkers;
 
-	conn_accept(fd);
+	conn_accept(fd, arg != NULL);
 
 	/*
 	 * All workers accept from one socket, and the kernel wakes whoever
@@ -63,7 +85,7 @@ worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	 */
 	total = reg_total_conns(wk.reg);
 	if (n > 1 && (uint64_t)wk.nws * n > total + n * WORKER_SHARE_SLACK) {
-		evconnlistener_disable(lev);
+		worker_listeners(0);
 		evtimer_add(wk.accept_pause, &tv);
 	}
 }
@@ -76,6 +98,7 @@ worker_accept_error(struct evconnlistener *lev, __unused void *arg)
 	/* Out of descriptors: pause accepting instead of spinning. */
 	log_warn("accept");
 	evconnlistener_disable(lev);
+	worker_listeners(0);
 	evtimer_add(wk.accept_pause, &tv);
 }
 
@@ -84,7 +107,7 @@ worker_accept_resume(__unused evutil_socket_t fd, __unused short events,
     __unused void *arg)
 {
 	if (!wk.draining)
-		evconnlistener_enable(wk.listener);
+		worker_listeners(1);
 }
 
 static void
@@ -129,15 +152,21 @@ worker_load_keys(const struct config *cfg, char **warn, char **cause)
 }
 
 /*
- * The master's configuration is unchanged but key files may not be: load
- * them again in place, keeping the connections (and, if a file has gone
- * bad meanwhile, the old keys).
+ * The master's configuration is unchanged but the files it names may not
+ * be: load the certificate and key files again in place, keeping the
+ * connections (and, where a file has gone bad meanwhile, the old one).
  */
 static void
-worker_reload_keys(void)
+worker_reload(void)
 {
 	char	*cause = NULL, *warn = NULL;
 
+	if (tls_configure(wk.cfg, &cause) != 0) {
+		log_warnx("reload: %s; keeping the old certificate", cause);
+		free(cause);
+		cause = NULL;
+	} else if (tls_enabled(wk.cfg))
+		log_info("reload: certificate reloaded");
 	if (worker_load_keys(wk.cfg, &warn, &cause) != 0) {
 		log_warnx("reloading keys failed: %s; keeping the old keys",
 		    cause);
@@ -163,7 +192,7 @@ worker_signal(evutil_socket_t signo, __unused short events,
 		}
 		log_info("draining %d connection(s)", wk.nconns);
 		wk.draining = 1;
-		evconnlistener_disable(wk.listener);
+		worker_listeners(0);
 		tv.tv_sec = wk.cfg->shutdown_timeout;
 		tv.tv_usec = 0;
 		evtimer_add(wk.drain_timer, &tv);
@@ -175,7 +204,7 @@ worker_signal(evutil_socket_t signo, __unused short events,
 			log_warn("reopening the log file");
 		break;
 	case SIGHUP:
-		worker_reload_keys();
+		worker_reload();
 		break;
 	}
 }
@@ -186,7 +215,7 @@ worker_signal(evutil_socket_t signo, __unused short events,
  */
 int
 worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
-    const char *store_addr)
+    int tlsfd, const char *store_addr)
 {
 	struct timeval	 tv = { 0, WORKER_HEARTBEAT_MS * 1000 };
 	struct event	*hb, *sterm, *sint, *susr1, *shup;
@@ -211,13 +240,21 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 		log_warnx("event_base_new failed");
 		return (RD_EXIT_FATAL);
 	}
-	wk.listener = evconnlistener_new(wk.base, worker_accept, NULL,
-	    LEV_OPT_CLOSE_ON_EXEC, -1, lfd);
-	if (wk.listener == NULL) {
+	if (lfd != -1 && (wk.listener = evconnlistener_new(wk.base,
+	    worker_accept, NULL, LEV_OPT_CLOSE_ON_EXEC, -1, lfd)) == NULL) {
 		log_warnx("cannot listen");
 		return (RD_EXIT_FATAL);
 	}
-	evconnlistener_set_error_cb(wk.listener, worker_accept_error);
+	if (tlsfd != -1 && (wk.tls_listener = evconnlistener_new(wk.base,
+	    worker_accept, &wk, LEV_OPT_CLOSE_ON_EXEC, -1, tlsfd)) == NULL) {
+		log_warnx("cannot listen");
+		return (RD_EXIT_FATAL);
+	}
+	if (wk.listener != NULL)
+		evconnlistener_set_error_cb(wk.listener, worker_accept_error);
+	if (wk.tls_listener != NULL)
+		evconnlistener_set_error_cb(wk.tls_listener,
+		    worker_accept_error);
 	wk.accept_pause = evtimer_new(wk.base, worker_accept_resume, NULL);
 	wk.drain_timer = evtimer_new(wk.base, worker_drain_timeout, NULL);
 	hb = event_new(wk.base, -1, EV_PERSIST, worker_heartbeat, NULL);
@@ -251,7 +288,9 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	free(warn);		/* the master said it */
 	room_init();
 	if (bus_init(wk.base, store_addr, cfg->instance, idx) != 0) {
-		log_warnx("bad store address %s", store_addr);
+		cause = config_store_redact(store_addr);
+		log_warnx("bad store address %s", cause);
+		free(cause);
 		return (RD_EXIT_NORESPAWN);
 	}
 	if (sess_init() != 0) {
@@ -266,7 +305,12 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	sess_shutdown();
 	bus_shutdown();
 	event_base_loop(wk.base, EVLOOP_NONBLOCK);
-	evconnlistener_free(wk.listener);
+	if (wk.listener != NULL)
+		evconnlistener_free(wk.listener);
+	if (wk.tls_listener != NULL)
+		evconnlistener_free(wk.tls_listener);
+	tls_free();
+	event_free(shup);
 	event_free(hb);
 	event_free(sterm);
 	event_free(sint);
