@@ -1436,6 +1436,7 @@ bus_attach(const struct bus_session *s, const char *epoch, uint64_t last,
 	bus_call_channel(call, s->chat, strlen(s->chat));
 	bus_call_str(call, s->token);
 	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
 	return (bus_call_send(call));
 }
 
@@ -1463,6 +1464,7 @@ bus_claim(const struct bus_session *s, uint64_t deadline, bus_claim_cb *cb,
 	bus_call_str(call, s->user);
 	bus_call_u64(call, util_now_ms());
 	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
 	return (bus_call_send(call));
 }
 
@@ -1488,6 +1490,7 @@ bus_detach(const struct bus_session *s, uint64_t last, uint64_t deadline)
 	bus_call_str(call, s->user);
 	bus_call_str(call, s->token);
 	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
 	return (bus_call_send(call));
 }
 
@@ -1513,6 +1516,7 @@ bus_end(const struct bus_session *s, uint64_t last, int pos_ttl)
 	bus_call_channel(call, s->chat, strlen(s->chat));
 	bus_call_str(call, s->user);
 	bus_call_str(call, s->token);
+	bus_call_u64(call, wk.cfg->presence_events_max);
 	return (bus_call_send(call));
 }
 
@@ -1536,6 +1540,7 @@ bus_expire(uint64_t window, int pos_ttl)
 	bus_call_u64(call, pos_ttl);
 	bus_call_u64(call, BUS_SLACK_MS);
 	bus_call_u64(call, BUS_EXPIRE_BATCH);
+	bus_call_u64(call, wk.cfg->presence_events_max);
 	return (bus_call_send(call));
 }
 

@@ -72,6 +72,7 @@ struct config {
 	int		 reconnect_window;
 	int		 recovery_max;
 	int		 session_lease;
+	int		 presence_events_max;	/* 0: events at any size */
 	char		*auth;		/* "none" or "token" */
 	char		*auth_hmac_key_file;	/* "": no HS256 keys */
 	char		*auth_ed25519_key_file;	/* "": no EdDSA keys */

@@ -3,7 +3,8 @@
 -- KEYS[1] sess, KEYS[2] due, KEYS[3] who
 -- ARGV[1] owner, ARGV[2] lease deadline (ms), ARGV[3] due member,
 -- ARGV[4] channel, ARGV[5] token, ARGV[6] user ("" for any), ARGV[7] now (ms),
--- ARGV[8] slack (ms) that records outlive their deadline by
+-- ARGV[8] slack (ms) that records outlive their deadline by,
+-- ARGV[9] presence-events-max
 -- Returns nil (unknown, or away past its deadline even before a sweep
 -- ended it), "user" (someone else's session), or
 -- {user, epoch, last, previous state, generation}.
@@ -26,7 +27,6 @@ keep(KEYS[3], ARGV[2] + ARGV[8])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4], 'K ' .. ARGV[5] .. ' ' .. gen)
 if s[4] ~= 'attached' then
-  redis.call('PUBLISH', ARGV[4], '! ' .. cjson.encode({type = 'presence',
-      event = 'back', user = s[1]}))
+  presence(ARGV[4], KEYS[3], 'back', s[1], ARGV[9])
 end
 return {s[1], s[2], s[3], s[4], gen}

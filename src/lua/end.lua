@@ -3,7 +3,7 @@
 --
 -- KEYS[1] sess, KEYS[2] due, KEYS[3] pos, KEYS[4] who
 -- ARGV[1] owner, ARGV[2] due member, ARGV[3] last seq, ARGV[4] pos ttl (s),
--- ARGV[5] channel, ARGV[6] user, ARGV[7] token
+-- ARGV[5] channel, ARGV[6] user, ARGV[7] token, ARGV[8] presence-events-max
 -- Returns 1, or 0 if another connection owns the session.
 -- Publishes the presence frame "! {leave}".
 local s = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
@@ -12,6 +12,5 @@ redis.call('DEL', KEYS[1])
 redis.call('HDEL', KEYS[4], ARGV[7])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], s[2] .. ' ' .. ARGV[3], 'EX', ARGV[4])
-redis.call('PUBLISH', ARGV[5], '! ' .. cjson.encode({type = 'presence',
-    event = 'leave', user = ARGV[6]}))
+presence(ARGV[5], KEYS[4], 'leave', ARGV[6], ARGV[8])
 return 1

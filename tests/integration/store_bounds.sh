@@ -4,7 +4,8 @@
 # upgrades are not left counted; a ?since= join is a member; aborted
 # connections leave no ghost members; a 50 MB resume is replayed paced,
 # not closed 4208; every store key has an expiry; a full embedded store
-# answers "unavailable"; the embedded store runs with store-max-memory.
+# answers "unavailable"; the embedded store runs with store-max-memory;
+# presence events stop above presence-events-max.
 # The checks themselves are in store_bounds.py.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_clients
@@ -23,7 +24,7 @@ write_conf_as "$T/a.conf" "$PA" 2 a "redis = unix:$REDIS_SOCK"
 write_conf_as "$T/c.conf" "$PC" 2 c "redis = unix:$REDIS_SOCK" \
     "max-chats = 1" "max-connections = 2"
 write_conf_as "$T/g.conf" "$PG" 2 g "redis = unix:$REDIS_SOCK" \
-    "reconnect-window = 1"
+    "reconnect-window = 1" "presence-events-max = 3"
 start_racerd "$T/a.conf" "$PA"
 start_racerd "$T/c.conf" "$PC"
 start_racerd "$T/g.conf" "$PG"
@@ -36,6 +37,8 @@ sb count --port "$PC" || fail "count (see above)"
 ok "refused upgrades are uncounted"
 sb ghosts --port "$PG" --count 500 --wait 8 || fail "ghosts (see above)"
 ok "aborted connections leave no ghosts"
+sb bigchat --port "$PG" || fail "bigchat (see above)"
+ok "presence events stop above presence-events-max; the listing does not"
 SB_TIMEOUT=120 sb replay --port "$PA" || fail "replay (see above)"
 ok "a 50 MB resume is replayed in full"
 sb ttl --port "$PA" --redis-sock "$REDIS_SOCK" || fail "ttl (see above)"
