@@ -89,6 +89,7 @@ START_TEST(test_roundtrip)
 		    &out, &outlen), 1);
 		ck_assert_uint_eq(outlen, strlen(plain));
 		ck_assert_str_eq(out, plain);
+		free(out);
 		/* The plain envelope is not sealed: used as it is. */
 		ck_assert_int_eq(seal_open(&ks, "lobby", 5, plain,
 		    strlen(plain), &out, &outlen), 0);
