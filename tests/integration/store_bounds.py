@@ -287,6 +287,11 @@ async def do_bigchat(a):
     check(members == ["u1", "u2", "u3", "u4", "u5"],
           "presence lists %r" % members)
     await others.pop("u5").close()      # 4 left: still too many
+    for _ in range(50):                 # ended in the store before u4
+        if len(http_get(a.port, "/chats/%s/presence" % chat)
+               ["members"]) == 4:
+            break
+        await asyncio.sleep(0.1)
     await others.pop("u4").close()      # 3 left: told
     seen = []
     while True:
