@@ -549,7 +549,7 @@ conn_request(struct conn *c, const struct http_req *req)
 		http_error(out, 400, "invalid chat id", NULL, keep);
 		break;
 	default:
-		http_error(out, 404, "not found", NULL, keep);
+		static_serve(c, req, keep);
 		break;
 	}
 	conn_answered(c, keep);

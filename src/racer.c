@@ -70,7 +70,8 @@ racer_usage(void)
 {
 	fprintf(stderr, "usage: racer [-jlqv] [-k token] [-m text] "
 	    "[-n count] [-s seq] [-t seconds]\n"
-	    "             [-u user] ws://host[:port] chat\n");
+	    "             [-u user] [--e2e-secret-file file] "
+	    "ws://host[:port] chat\n");
 	exit(RACER_EXIT_USAGE);
 }
 
@@ -242,6 +243,7 @@ racer_check_id(const char *s, size_t max, const char *what)
 }
 
 static const struct option racer_longopts[] = {
+	{ "e2e-secret-file", required_argument,	NULL, 'E' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "history",	required_argument,	NULL, 'n' },
 	{ "json",	no_argument,		NULL, 'j' },
@@ -289,6 +291,9 @@ racer_options(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "hjk:lm:n:qs:t:u:vV",
 	    racer_longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'E':
+			racer_opts.e2e_secret_file = optarg;
+			break;
 		case 'j':
 			racer_opts.json = 1;
 			break;
@@ -762,6 +767,8 @@ racer_input(void)
 int
 main(int argc, char **argv)
 {
+	char	*cause;
+
 	racer_options(argc, argv);
 	log_set_role("racer");
 	if (sodium_init() == -1)
@@ -770,6 +777,9 @@ main(int argc, char **argv)
 		racer_exit(RACER_EXIT_FAIL, "signal: %s", strerror(errno));
 	if ((racer.base = event_base_new()) == NULL)
 		racer_exit(RACER_EXIT_FAIL, "cannot make an event loop");
+	if (racer_e2e_setup(racer_opts.e2e_secret_file, racer_opts.chat,
+	    &cause) == -1)
+		racer_exit(RACER_EXIT_USAGE, "%s", cause);
 	racer.started = util_mono_ms();
 	racer_events();
 	racer_chat_init();

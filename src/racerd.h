@@ -54,6 +54,7 @@ struct config {
 	char		*redis;		/* "embedded", redis://..., unix:... */
 	char		*api_key_file;	/* "": no HTTP publishing */
 	char		*allowed_origins;	/* "": any */
+	char		*webroot;	/* "": no static files */
 	int		 max_connections;	/* 0: no limit */
 	int		 max_message_rate;	/* 0: no limit */
 	int		 max_message_size;
@@ -253,6 +254,12 @@ int		 api_messages(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
 int		 api_presence(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
+
+/* static.c */
+const char	*static_type(const char *);
+int		 static_map(const char *, char *, size_t);
+int		 static_etag_match(const char *, const char *);
+int		 static_serve(struct conn *, const struct http_req *, int);
 
 /* ws.c */
 int		 ws_start(struct conn *);
