@@ -298,6 +298,10 @@ export class Chat {
       return Promise.reject(new Error("racer: a message is a non-empty " +
         "string"));
     return this._ready.then(() => new Promise((resolve, reject) => {
+      if (this._closed) {
+        reject(new Error("racer: closed"));
+        return;
+      }
       const id = makeId();
       const wire = this._box ? this._box.seal(body) : body;
       const frame = JSON.stringify({type: "msg", body: wire, id});
