@@ -13,7 +13,8 @@ top=$(pwd)
 
 PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
-libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps"
+libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps
+python3-nacl nodejs chromium chromium-driver python3-selenium"
 
 deps() {
 	missing=""
