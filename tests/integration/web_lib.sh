@@ -14,7 +14,7 @@ SEALED=$($E2E seal 'web secret' web.lib "$TEXT")
 E2E_VECTOR=$($PY -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \
     'web secret' web.lib "$TEXT" "$SEALED")
 export E2E_VECTOR
-timeout -k 5 120 node --test "$top_srcdir/tests/web/" >"$T/node.out" 2>&1 ||
+timeout -k 5 120 node --test "$top_srcdir/tests/web/racer.test.mjs" >"$T/node.out" 2>&1 ||
     fail "node --test: $(grep -B2 -A12 '^not ok' "$T/node.out")"
 grep -q '^# pass [1-9]' "$T/node.out" || fail "no test passed: $(cat "$T/node.out")"
 grep '^# \(tests\|pass\|fail\)' "$T/node.out"
