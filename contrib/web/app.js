@@ -62,6 +62,7 @@ function join(ev) {
 
 function start(chat, e2e) {
   app.chat = chat;
+  app.e2e = e2e;
   app.states = [];
   app.oldest = null;
   app.newest = 0;
@@ -207,6 +208,11 @@ function messageEl(m) {
   if (m.unreadable) {
     li.classList.add("unreadable");
     body.textContent = "[encrypted message it cannot read]";
+  } else if (!app.e2e && typeof m.body === "string" &&
+             m.body.startsWith("e2e1:")) {
+    li.classList.add("unreadable");
+    body.textContent = "[encrypted message: join with the chat secret " +
+      "to read it]";
   } else {
     body.textContent = m.body;
   }

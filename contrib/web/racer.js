@@ -655,7 +655,9 @@ export class Chat {
     if (!this._getToken || !this._token) return;
     const exp = tokenExpiry(this._token);
     if (exp == null) return;
-    const ms = Math.max(1000, (exp - REFRESH_EARLY) * 1000 - Date.now());
+    // setTimeout takes at most 2^31-1 ms; a later refresh is re-armed.
+    const ms = Math.min(2147483647,
+      Math.max(1000, (exp - REFRESH_EARLY) * 1000 - Date.now()));
     this._refreshTimer = setTimeout(async () => {
       const t = await this._currentToken(true);
       if (t) this._sendRaw(JSON.stringify({type: "refresh", token: t}));

@@ -222,7 +222,19 @@ def do_order(a):
           "a message body became HTML")
     check(pa.js("return document.querySelectorAll('#c-pending li').length")
           == 0, "sends still pending on alice's page")
-    note("two pages, %d messages, one order" % (2 * n))
+    # Unread count: while alice's page is not looked at, bob's messages
+    # count in her title; looking again clears it.
+    pa.js("document.hasFocus = () => false;")
+    pb.say("are you there?")
+    pb.say("hello?")
+    pa.wait(lambda: pa.d.title.startswith("(2) web-order"), 10,
+            "alice's title counts 2 unread (%s)" % pa.d.title)
+    pa.js("document.hasFocus = () => true;"
+          "window.dispatchEvent(new Event('focus'));")
+    pa.wait(lambda: pa.d.title == "web-order \u2014 racerd", 10,
+            "alice's title without a count (%s)" % pa.d.title)
+    note("two pages, %d messages, one order; unread count in the title" %
+         (2 * n))
 
 
 def regdump(a):
