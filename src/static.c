@@ -209,8 +209,12 @@ refuse:
 	return (-1);
 }
 
-/* Answer 200 or 304 for an open regular file; takes ownership of fd. */
-static void
+/*
+ * Answer 200 or 304 for an open regular file; takes ownership of fd.
+ * Returns 0, or -1 if the answer could not be queued (out of memory):
+ * the connection must then close, its output is incomplete.
+ */
+static int
 static_send(struct evbuffer *out, const struct http_req *req, int fd,
     const struct stat *st, const char *rel, int keep)
 {
@@ -226,30 +230,36 @@ static_send(struct evbuffer *out, const struct http_req *req, int fd,
 
 	if (static_etag_match(req->if_none_match, etag)) {
 		close(fd);
-		evbuffer_add_printf(out, "HTTP/1.1 304 Not Modified\r\n"
+		if (evbuffer_add_printf(out, "HTTP/1.1 304 Not Modified\r\n"
 		    "ETag: %s\r\nCache-Control: %s\r\nConnection: %s\r\n\r\n",
-		    etag, cache, keep ? "keep-alive" : "close");
-		return;
+		    etag, cache, keep ? "keep-alive" : "close") < 0)
+			return (-1);
+		return (0);
 	}
-	evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n"
+	if (evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: %s\r\nContent-Length: %jd\r\nETag: %s\r\n"
 	    "Cache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n"
 	    "Referrer-Policy: no-referrer\r\nConnection: %s\r\n\r\n",
 	    static_type(rel), (intmax_t)st->st_size, etag, cache,
-	    keep ? "keep-alive" : "close");
+	    keep ? "keep-alive" : "close") < 0) {
+		close(fd);
+		return (-1);
+	}
 	if (head || st->st_size == 0) {
 		close(fd);
-		return;
+		return (0);
 	}
 	/* The buffer owns fd from here, even when this fails. */
 	if (evbuffer_add_file(out, fd, 0, st->st_size) != 0)
-		log_warnx("static: cannot queue %s", rel);
+		return (-1);
+	return (0);
 }
 
 /*
  * Answer a request for a static file on c: 200 (or 304) with the file,
  * 404 if there is none to serve, 405 for a method other than GET or HEAD
- * on a file that exists. Returns 0.
+ * on a file that exists. Returns 0, or -1 if the answer could not be
+ * queued whole (the caller closes the connection).
  */
 int
 static_serve(struct conn *c, const struct http_req *req, int keep)
@@ -279,7 +289,10 @@ static_serve(struct conn *c, const struct http_req *req, int keep)
 		    "Allow: GET, HEAD\r\n", keep);
 		return (0);
 	}
-	static_send(out, req, fd, &st, rel, keep);
+	if (static_send(out, req, fd, &st, rel, keep) != 0) {
+		log_warnx("static: cannot queue %s", rel);
+		return (-1);
+	}
 	return (0);
 
 notfound:
