@@ -39,7 +39,7 @@
 
 #define STATIC_ETAG_MAX		64
 #define STATIC_INDEX		"index.html"
-#define STATIC_VENDOR		"vendor/"	/* versioned third-party files */
+#define STATIC_VENDOR		"vendor/"	/* third-party, versioned */
 #define STATIC_LONG_CACHE	"public, max-age=86400"
 #define STATIC_SHORT_CACHE	"no-cache"
 
