@@ -170,7 +170,7 @@ function onGap(g) {
 }
 
 function onError(e) {
-  if (e.code === "closed" || e.code === "e2e") {
+  if (["closed", "e2e", "unauthorized", "forbidden"].includes(e.code)) {
     addMarker(e.message, "gap");
   }
 }

@@ -501,7 +501,36 @@ export class Chat {
     else ms = backoff(this._attempts);
     this._attempts++;
     this._setState(this._joinedOnce ? "resuming" : "offline");
-    this._timer = setTimeout(() => this._open(), ms);
+    if (welcomed || this._joinedOnce || this._getToken) {
+      this._timer = setTimeout(() => this._open(), ms);
+      return;
+    }
+    // Never in: ask over HTTP whether the credentials are the reason (a
+    // browser hides the upgrade's 401 or 403); those do not get better
+    // by trying again without a getToken.
+    this._probe().then((status) => {
+      if (this._closed) return;
+      if (status === 401 || status === 403) {
+        this._emit("error", {code: status === 401 ? "unauthorized" :
+          "forbidden", message: status === 401 ? "the server wants a " +
+          "valid token" : "not allowed into this chat", status});
+        this._finish();
+        return;
+      }
+      this._timer = setTimeout(() => this._open(), ms);
+    });
+  }
+
+  async _probe() {
+    try {
+      const headers = {};
+      if (this._token) headers.Authorization = "Bearer " + this._token;
+      const res = await this._fetch(this._base.http + "/chats/" +
+        encodeURIComponent(this.chat) + "/presence", {headers});
+      return res.status;
+    } catch (e) {
+      return 0;
+    }
   }
 
   _frame(f) {

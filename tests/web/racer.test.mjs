@@ -56,10 +56,13 @@ const welcome = (seq, session = "S1", epoch = "E1") =>
 const env = (seq, from = "bob", body = "b" + seq, id = "x" + seq) =>
   ({type: "msg", chat: "room", seq, id, from, ts: 1700000000000, body});
 
+const okFetch = async () => ({ok: true, status: 200,
+  json: async () => ({members: []})});
+
 function newChat(opts = {}) {
   FakeWS.all = [];
   const chat = racer.connect("ws://h:1/pre/", "room",
-    {user: "alice", WebSocket: FakeWS, ...opts});
+    {user: "alice", WebSocket: FakeWS, fetch: okFetch, ...opts});
   const log = {message: [], state: [], resumed: [], gap: [], presence: [],
     error: []};
   for (const k of Object.keys(log)) chat.on(k, (x) => log[k].push(x));
@@ -190,6 +193,34 @@ test("4000-4099 stops; 4100 backs off; a failed resume joins with since",
     assert.equal(FakeWS.all[2].url,
       "ws://h:1/pre/ws/room?user=alice&since=7&epoch=E1");
     chat.close();
+  });
+
+test("never let in: a 401 or 403 over HTTP stops, anything else retries",
+  async () => {
+    let status = 200;
+    const urls = [];
+    const fetch = async (url, init) => {
+      urls.push([url, init.headers.Authorization]);
+      return {ok: status === 200, status, json: async () => ({})};
+    };
+    let {chat, log} = newChat({fetch, token: "T0"});
+    await until(() => FakeWS.all.length === 1);
+    FakeWS.all[0].end(1006);
+    await until(() => FakeWS.all.length === 2, 1500);
+    assert.deepEqual(urls[0], ["http://h:1/pre/chats/room/presence",
+      "Bearer T0"]);
+    status = 401;
+    FakeWS.all[1].end(1006);
+    await until(() => chat.state === "closed", 1500);
+    assert.equal(log.error.at(-1).code, "unauthorized");
+    await tick(600);
+    assert.equal(FakeWS.all.length, 2, "retried after a 401");
+    ({chat, log} = newChat({fetch}));
+    status = 403;
+    await until(() => FakeWS.all.length === 1);
+    FakeWS.all[0].end(1006);
+    await until(() => chat.state === "closed", 1500);
+    assert.equal(log.error.at(-1).code, "forbidden");
   });
 
 test("an incomplete resume reads the gap from history, in order",
