@@ -16,7 +16,8 @@ top=$(pwd)
 PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
 libhttp-parser-dev libssl-dev openssl redis-server mandoc curl python3
-python3-websockets python3-nacl procps"
+python3-websockets python3-nacl procps nodejs chromium chromium-driver
+python3-selenium"
 
 deps() {
 	missing=""

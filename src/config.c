@@ -126,6 +126,9 @@ const struct config_option config_table[] = {
 	{ "api-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "", OFF(api_key_file),
 	  "file of API keys for POST /chats/{chat}/messages; empty: none",
 	  config_check_path },
+	{ "webroot", CONFIG_STRING, 0, PATH_MAX - 1, RACERD_WEBROOT,
+	  OFF(webroot), "directory of the web client and other static "
+	  "files; empty: none", config_check_path },
 	{ "max-message-size", CONFIG_INT, 16, 16777216, "65536", OFF(max_message_size),
 	  "bytes of one client message; larger closes with 1009", NULL },
 	{ "max-outbound-bytes", CONFIG_INT, 4096, 1073741824, "1048576", OFF(max_outbound_bytes),

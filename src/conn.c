@@ -518,7 +518,8 @@ conn_request(struct conn *c, const struct http_req *req)
 		http_error(out, 400, "invalid chat id", NULL, keep);
 		break;
 	default:
-		http_error(out, 404, "not found", NULL, keep);
+		if (static_serve(c, req, keep) != 0)
+			keep = 0;
 		break;
 	}
 	conn_answered(c, keep);

@@ -48,7 +48,8 @@ enum http_hdr {
 	HTTP_HDR_UPGRADE,
 	HTTP_HDR_CONNECTION,
 	HTTP_HDR_TRANSFER_ENCODING,
-	HTTP_HDR_EXPECT
+	HTTP_HDR_EXPECT,
+	HTTP_HDR_IF_NONE_MATCH
 };
 
 static const struct {
@@ -64,7 +65,8 @@ static const struct {
 	{ "upgrade", HTTP_HDR_UPGRADE },
 	{ "connection", HTTP_HDR_CONNECTION },
 	{ "transfer-encoding", HTTP_HDR_TRANSFER_ENCODING },
-	{ "expect", HTTP_HDR_EXPECT }
+	{ "expect", HTTP_HDR_EXPECT },
+	{ "if-none-match", HTTP_HDR_IF_NONE_MATCH }
 };
 
 static int	http_on_url(http_parser *, const char *, size_t);
@@ -241,6 +243,7 @@ http_req_clear(struct http_req *r)
 	free(r->content_type);
 	free(r->ws_key);
 	free(r->ws_version);
+	free(r->if_none_match);
 	free(r->body);
 	memset(r, 0, sizeof *r);
 }
@@ -323,6 +326,12 @@ http_header_end(struct http_parse *p)
 		break;
 	case HTTP_HDR_WS_VERSION:
 		slot = &r->ws_version;
+		break;
+	case HTTP_HDR_IF_NONE_MATCH:
+		/* A list header (RFC 7232 §3.2): a repeat is no error. */
+		if (r->if_none_match != NULL)
+			return (0);
+		slot = &r->if_none_match;
 		break;
 	default:
 		return (0);

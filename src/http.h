@@ -36,6 +36,7 @@ struct http_req {
 	char		*content_type;
 	char		*ws_key;	/* Sec-WebSocket-Key */
 	char		*ws_version;	/* Sec-WebSocket-Version */
+	char		*if_none_match;	/* If-None-Match, the first one */
 
 	uint64_t	 content_length; /* if HTTP_REQ_CONTENT_LENGTH */
 	char		*body;		/* NULL or body_len bytes + NUL */

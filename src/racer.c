@@ -76,7 +76,7 @@ racer_usage(void)
 	fprintf(stderr, "usage: racer [-jlqv] [-K file] [-k token] [-m text] "
 	    "[-n count] [-s seq]\n"
 	    "             [-t seconds] [-u user] [--cacert file] [--insecure]\n"
-	    "             ws[s]://host[:port] chat\n");
+	    "             [--e2e-secret-file file] ws[s]://host[:port] chat\n");
 	exit(RACER_EXIT_USAGE);
 }
 
@@ -247,6 +247,7 @@ racer_check_id(const char *s, size_t max, const char *what)
 }
 
 static const struct option racer_longopts[] = {
+	{ "e2e-secret-file", required_argument,	NULL, 'E' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "cacert",	required_argument,	NULL, RACER_OPT_CACERT },
 	{ "history",	required_argument,	NULL, 'n' },
@@ -383,6 +384,9 @@ racer_options(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "hjK:k:lm:n:qs:t:u:vV",
 	    racer_longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'E':
+			racer_opts.e2e_secret_file = optarg;
+			break;
 		case 'j':
 			racer_opts.json = 1;
 			break;
@@ -899,6 +903,9 @@ main(int argc, char **argv)
 		racer_exit(RACER_EXIT_FAIL, "signal: %s", strerror(errno));
 	if ((racer.base = event_base_new()) == NULL)
 		racer_exit(RACER_EXIT_FAIL, "cannot make an event loop");
+	if (racer_e2e_setup(racer_opts.e2e_secret_file, racer_opts.chat,
+	    &cause) == -1)
+		racer_exit(RACER_EXIT_USAGE, "%s", cause);
 	racer.started = util_mono_ms();
 	racer_events();
 	racer_chat_init();

@@ -53,6 +53,7 @@ struct racer_opts {
 	int		 tls;		/* wss:// */
 	const char	*cacert;	/* --cacert FILE, or NULL */
 	int		 insecure;	/* --insecure */
+	const char	*e2e_secret_file;	/* NULL: RACER_E2E_SECRET */
 };
 extern struct racer_opts	 racer_opts;
 int		 racer_send_text(const char *, size_t);
@@ -119,6 +120,14 @@ void		 racer_chat_disconnected(void);
 int		 racer_chat_busy(void);
 int		 racer_chat_has_session(void);
 void		 racer_chat_forget_session(void);
+
+/* racer_e2e.c */
+#define RACER_E2E_UNREADABLE	"[encrypted message it cannot read]"
+int		 racer_e2e_init(const char *, size_t, const char *, char **);
+int		 racer_e2e_setup(const char *, const char *, char **);
+int		 racer_e2e_on(void);
+char		*racer_e2e_seal(const char *, size_t);
+char		*racer_e2e_open(const char *, size_t, size_t *);
 
 /* racer_in.c */
 int		 racer_in_start(struct event_base *, char **);

@@ -171,6 +171,49 @@ racer_chat_str(json_t *o, const char *key)
 	return (json_string_value(json_object_get(o, key)));
 }
 
+/*
+ * With end-to-end encryption on, the envelope as racer shows it: the body
+ * opened, or marked as one it cannot read or one that was not encrypted.
+ * Returns a new reference.
+ */
+static json_t *
+racer_chat_opened(json_t *env)
+{
+	json_t		*out, *v = json_object_get(env, "body");
+	const char	*body = json_string_value(v);
+	char		*text, *marked;
+	size_t		 len;
+
+	if ((out = json_copy(env)) == NULL)
+		fatalx("json_copy");
+	if (body == NULL)
+		return (out);
+	len = json_string_length(v);
+	if ((text = racer_e2e_open(body, len, &len)) != NULL) {
+		v = json_stringn(text, len);
+		free(text);
+		if (v == NULL)
+			v = json_string(RACER_E2E_UNREADABLE);
+		json_object_set_new(out, "body", v);
+		json_object_set_new(out, "e2e", json_true());
+		return (out);
+	}
+	json_object_set_new(out, "e2e", json_false());
+	if (strncmp(body, "e2e1:", 5) == 0) {
+		if (racer_opts.json)
+			json_object_set_new(out, "unreadable", json_true());
+		else {
+			json_object_set_new(out, "body",
+			    json_string(RACER_E2E_UNREADABLE));
+		}
+	} else if (!racer_opts.json) {
+		xasprintf(&marked, "(not encrypted) %s", body);
+		json_object_set_new(out, "body", json_string(marked));
+		free(marked);
+	}
+	return (out);
+}
+
 /* Print one message, whatever its seq; it becomes the last printed. */
 static void
 racer_chat_show(json_t *env)
@@ -186,8 +229,13 @@ racer_chat_show(json_t *env)
 		chat.last = seq;
 	if (seq > chat.pos)
 		chat.pos = seq;
+	if (racer_e2e_on())
+		env = racer_chat_opened(env);
+	else
+		json_incref(env);
 	if (racer_opts.json) {
 		racer_chat_json(env);
+		json_decref(env);
 		return;
 	}
 	ts = json_object_get(env, "ts");
@@ -206,6 +254,7 @@ racer_chat_show(json_t *env)
 	racer_chat_out("%s [%" PRIu64 "] %s: %s\n", hms, seq, f, b);
 	free(f);
 	free(b);
+	json_decref(env);
 }
 
 /* --- Sending --- */
@@ -254,6 +303,7 @@ racer_chat_add(const char *line, size_t len, const char **why)
 	struct racer_out	*o;
 	uint8_t			 rnd[RACER_CHAT_ID_BYTES];
 	json_t			*body, *frame;
+	char			*sealed;
 
 	if (len > RACER_MSG_MAX) {
 		*why = "it is longer than the server takes";
@@ -266,6 +316,14 @@ racer_chat_add(const char *line, size_t len, const char **why)
 	if ((body = json_stringn(line, len)) == NULL) {
 		*why = "it is not valid UTF-8";
 		goto refuse;
+	}
+	if (racer_e2e_on()) {
+		sealed = racer_e2e_seal(line, len);
+		json_decref(body);
+		body = json_string(sealed);
+		free(sealed);
+		if (body == NULL)
+			fatalx("cannot encode a sealed message");
 	}
 	o = xcalloc(1, sizeof *o);
 	randombytes_buf(rnd, sizeof rnd);

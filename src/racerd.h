@@ -59,6 +59,7 @@ struct config {
 	char		*store_max_memory;	/* "": a quarter of RAM */
 	char		*api_key_file;	/* "": no HTTP publishing */
 	char		*allowed_origins;	/* "": any */
+	char		*webroot;	/* "": no static files */
 	int		 max_connections;	/* 0: no limit */
 	int		 max_message_rate;	/* 0: no limit */
 	int		 max_message_size;
@@ -488,6 +489,12 @@ int		 api_messages(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
 int		 api_presence(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
+
+/* static.c */
+const char	*static_type(const char *);
+int		 static_map(const char *, char *, size_t);
+int		 static_etag_match(const char *, const char *);
+int		 static_serve(struct conn *, const struct http_req *, int);
 
 /* ws.c */
 int		 ws_start(struct conn *);

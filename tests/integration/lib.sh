@@ -24,6 +24,17 @@ cleanup() {
 	for f in "$T"/*.pid "$T"/run*/*.pid; do
 		[ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
 	done
+	# Browsers (chromium under chromedriver) name $T in their command
+	# line: stop any that a killed driver left behind, by pid.
+	if [ -n "${KILL_BY_TMP:-}" ]; then
+		for f in /proc/[0-9]*/cmdline; do
+			p=${f#/proc/}
+			p=${p%/cmdline}
+			[ "$p" = $$ ] && continue
+			tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$T/" &&
+			    kill -KILL "$p" 2>/dev/null
+		done
+	fi
 	sleep 0.2
 	rm -f /dev/shm/racerd-"$INSTANCE"*
 	if [ "$FAILS" -ne 0 ] && [ -f "$T/racerd.log" ]; then
@@ -338,4 +349,40 @@ wait_child() {
 # messages only; notices and presence dropped).
 racer_lines() {
 	sed -n 's/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9] \[\([0-9]*\)\] \([^:]*\): /\1 \2 /p' "$1"
+}
+
+# --- helpers for the web client tests (web_*.sh) ---
+
+# need_browser: Debian's chromium, chromium-driver and python3-selenium.
+need_browser() {
+	need chromium
+	need chromedriver
+	$PY -c 'import selenium' 2>/dev/null || need python3-selenium
+	KILL_BY_TMP=1
+}
+
+# start_web [WORKERS] [extra "key = value" lines...]: racerd on a free
+# port (PORT) with the web page of the source tree as its webroot and an
+# external store (start_redis), healthy.
+start_web() {
+	workers=${1:-1}
+	[ $# -gt 0 ] && shift
+	start_redis
+	PORT=$(free_port)
+	write_conf "$T/racerd.conf" "$PORT" "$workers" \
+	    "redis = unix:$REDIS_SOCK" \
+	    "webroot = $(cd "$top_srcdir/contrib/web" && pwd)" "$@"
+	start_racerd "$T/racerd.conf" "$PORT"
+}
+
+# browser SCENARIO [ARGS...]: tests/integration/browser.py against PORT,
+# bounded in time (BROWSER_TIMEOUT seconds, default 150).
+browser() {
+	scenario=$1
+	shift
+	timeout -k 5 "${BROWSER_TIMEOUT:-150}" $PY \
+	    "$top_srcdir/tests/integration/browser.py" "$scenario" \
+	    --port "$PORT" --tmp "$T" --racer "$RACER" \
+	    --regdump "${REGDUMP:-$top_builddir/tests/regdump}" \
+	    --instance "$INSTANCE" "$@"
 }
