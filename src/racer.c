@@ -73,8 +73,8 @@ static void	racer_connect(void);
 static __dead void
 racer_usage(void)
 {
-	fprintf(stderr, "usage: racer [-jlqv] [-K file] [-k token] [-m text] "
-	    "[-n count] [-s seq]\n"
+	fprintf(stderr, "usage: racer [-hjlqVv] [-K file] [-k token] "
+	    "[-m text] [-n count] [-s seq]\n"
 	    "             [-t seconds] [-u user] [--cacert file] [--insecure]\n"
 	    "             [--e2e-secret-file file] ws[s]://host[:port] chat\n");
 	exit(RACER_EXIT_USAGE);
