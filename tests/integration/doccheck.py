@@ -236,7 +236,8 @@ def extract(srcdir):
 
     # Presence events of the scripts.
     got["events"].update(re.findall(r"\bevent\s*=\s*'(\w+)'", lua))
-    got["events"].update(re.findall(r"\bpresence\s*\([^,]+,\s*'(\w+)'", lua))
+    got["events"].update(re.findall(
+        r"\bpresence\s*\((?:[^,()]+,\s*)+?'(\w+)'", lua))
     return got
 
 
@@ -355,7 +356,7 @@ def mdoc_options(line):
             continue
         arg = toks[i + 1]
         if arg.startswith("\\-") or arg.startswith("-"):
-            out.append("--" + arg.lstrip("\\-"))
+            out.append("--" + arg.lstrip("\\-").replace("\\-", "-"))
         elif re.fullmatch(r"[A-Za-z0-9]+", arg) and \
                 not re.fullmatch(r"[A-Z][a-z]", arg):
             out.extend("-" + c for c in arg)
