@@ -1044,7 +1044,8 @@ bus_decode_event(const char *msg, size_t len, struct bus_event *ev)
 	n = len - (sp2 + 1 - msg);
 	if (sp1 - msg == 1 && msg[0] == 'K') {
 		if (sp2 - (sp1 + 1) != CONN_TOKEN_LEN || n == 0 ||
-		    n >= sizeof num)
+		    n >= sizeof num || !sess_valid_token(sp1 + 1,
+		    CONN_TOKEN_LEN))
 			return (-1);
 		ev->type = BUS_EVENT_CLAIM;
 		memcpy(ev->token, sp1 + 1, CONN_TOKEN_LEN);

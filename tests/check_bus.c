@@ -364,6 +364,7 @@ static const struct {
 	{ "K ABCDEFGHIJKLMNOPQRSTUV 3", 0, BUS_EVENT_CLAIM, 3,
 	    "ABCDEFGHIJKLMNOPQRSTUV" },
 	{ "K ABCDEFGHIJKLMNOPQRSTU 3", -1, 0, 0, NULL },	/* short */
+	{ "K ABCDEFGHIJKLMNOPQRST=V 3", -1, 0, 0, NULL },	/* alphabet */
 	{ "K ABCDEFGHIJKLMNOPQRSTUV 0", -1, 0, 0, NULL },	/* gen 0 */
 	{ "K ABCDEFGHIJKLMNOPQRSTUV x", -1, 0, 0, NULL },
 	{ "K ABCDEFGHIJKLMNOPQRSTUV ", -1, 0, 0, NULL },
@@ -414,6 +415,16 @@ START_TEST(test_event)
 }
 END_TEST
 
+/* A token with a NUL in it is refused (found by fuzz_bus). */
+START_TEST(test_event_token_nul)
+{
+	struct bus_event ev;
+	const char	 msg[] = "K ABCDEFGHIJKL\x1b\0OPQRSTUV 3";
+
+	ck_assert_int_eq(bus_decode_event(msg, sizeof msg - 1, &ev), -1);
+}
+END_TEST
+
 /* A message is not read past its length (channel payloads are binary). */
 START_TEST(test_event_bounded)
 {
@@ -451,6 +462,7 @@ bus_suite(void)
 	tc = tcase_create("channel");
 	tcase_add_test(tc, test_event);
 	tcase_add_test(tc, test_event_bounded);
+	tcase_add_test(tc, test_event_token_nul);
 	suite_add_tcase(s, tc);
 	return (s);
 }
