@@ -7,6 +7,8 @@
 #   sh contrib/dev.sh test        build (-Werror) and run every test
 #   sh contrib/dev.sh sanitizers  the same under ASan + UBSan
 #   sh contrib/dev.sh distcheck   make distcheck
+#   sh contrib/dev.sh fuzz        build the libFuzzer harnesses with clang
+#                                 and run each FUZZ_SECONDS (default 60)
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -14,10 +16,12 @@ top=$(pwd)
 PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
 libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps"
+# Only the fuzzing step needs clang (and its libFuzzer runtime).
+FUZZ_PKGS="clang libclang-rt-dev"
 
 deps() {
 	missing=""
-	for p in $PKGS; do
+	for p in $PKGS ${1:-}; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		    grep -q "install ok installed" || missing="$missing $p"
 	done
@@ -72,8 +76,13 @@ distcheck)
 	build build
 	make -j"$(nproc)" distcheck
 	;;
+fuzz)
+	deps "$FUZZ_PKGS"
+	build build-fuzz --enable-debug --enable-fuzzing CC=clang
+	make fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+	;;
 *)
-	echo "usage: sh contrib/dev.sh run|test|sanitizers|distcheck" >&2
+	echo "usage: sh contrib/dev.sh run|test|sanitizers|distcheck|fuzz" >&2
 	exit 2
 	;;
 esac

@@ -110,6 +110,9 @@ log_close(void)
 	log_path = NULL;
 }
 
+static void	log_vwrite(int, const char *, va_list, int)
+		    __attribute__((__format__(__printf__, 2, 0)));
+
 static void
 log_vwrite(int level, const char *fmt, va_list ap, int errnum)
 {

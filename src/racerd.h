@@ -354,7 +354,8 @@ char		*xstrdup(const char *);
 char		*xstrndup(const char *, size_t);
 int		 xasprintf(char **, const char *, ...)
 		     __attribute__((__format__(__printf__, 2, 3)));
-int		 xvasprintf(char **, const char *, va_list);
+int		 xvasprintf(char **, const char *, va_list)
+		     __attribute__((__format__(__printf__, 2, 0)));
 
 /* util.c */
 uint64_t	 util_now_ms(void);
