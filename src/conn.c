@@ -517,6 +517,10 @@ conn_request(struct conn *c, const struct http_req *req)
 
 	keep = (req->flags & HTTP_REQ_KEEPALIVE) && !wk.draining;
 	c->nrequests++;
+	/* What a refused request read stays with it, not with the next. */
+	c->user[0] = '\0';
+	c->session[0] = '\0';
+	c->resume_epoch[0] = '\0';
 	head = (req->method == HTTP_HEAD);
 	switch (http_route(req->path, &chat, &chat_len)) {
 	case HTTP_ROUTE_HEALTHZ:

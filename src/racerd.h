@@ -332,6 +332,7 @@ int		 log_reopen(void);
 void		 log_set_role(const char *);
 void		 log_set_level(int);
 void		 log_close(void);
+size_t		 log_escape(char *, size_t, const char *);
 void		 log_warn(const char *, ...)
 		     __attribute__((__format__(__printf__, 1, 2)));
 void		 log_warnx(const char *, ...)

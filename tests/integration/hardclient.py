@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+# racerd integration tests: hostile clients, run by tests/integration/hard_*.sh.
+"""Clients that misbehave on purpose: keep-alive requests that were refused,
+pipelining without reading, pinging without reading, history floods.
+
+Built on the raw-socket helpers of wsclient.py (Raw, frame, ws_request).
+Every check that fails prints one "FAIL: ..." line; the exit status is 0
+only if nothing failed.  Every wait is bounded.
+"""
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wsclient  # noqa: E402
+from wsclient import Raw, check, fail, frame, next_frame, note, ws_request  # noqa: E402,E501
+
+
+def ws_upgrade(r, port, path):
+    """Send an upgrade on r; returns (status, welcome or None)."""
+    r.send(ws_request(port, path))
+    st, _, body = r.read_response()
+    if st != 101:
+        return st, body
+    _, _, op, data = next_frame(r)
+    return st, json.loads(data) if op == 1 else None
+
+
+def send_msg(port, chat, body):
+    """Join, send one message, wait for its echo; returns its seq."""
+    r = Raw(port)
+    st, w = ws_upgrade(r, port, "/ws/%s?user=w" % chat)
+    if not check(st == 101, "writer upgrade answered %s" % st):
+        return 0
+    r.send(frame(1, json.dumps({"type": "msg", "body": body})))
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        _, _, op, data = next_frame(r)
+        m = json.loads(data) if op == 1 else {}
+        if m.get("type") == "msg" and m.get("body") == body:
+            r.close()
+            return m["seq"]
+    fail("no echo of the writer's message")
+    return 0
+
+
+def do_reset(a):
+    """A refused epoch must not stay for the next request (keep-alive)."""
+    seq = send_msg(a.port, "k", "one")
+    r = Raw(a.port)
+    st, _ = ws_upgrade(r, a.port, "/ws/k?since=0&epoch=bad!x")
+    check(st == 400, "a bad epoch answered %s, not 400" % st)
+    st, _ = ws_upgrade(r, a.port, "/ws/k?since=0&user=a%0aFORGED")
+    check(st == 400, "a bad user answered %s, not 400" % st)
+    st, w = ws_upgrade(r, a.port, "/ws/k?since=0")
+    if not check(st == 101, "the join after them answered %s" % st):
+        return
+    check(w.get("type") == "welcome", "first frame %r" % w)
+    got, resumed = [], None
+    end = time.monotonic() + 10
+    while resumed is None and time.monotonic() < end:
+        _, _, op, data = next_frame(r)
+        m = json.loads(data) if op == 1 else {}
+        if m.get("type") == "msg":
+            got.append(m["seq"])
+        elif m.get("type") == "resumed":
+            resumed = m
+    note("join with since=0 after two refused requests: %s, then %s" %
+         (got, resumed))
+    check(resumed is not None and resumed.get("complete") is True and
+          resumed.get("replayed") == 1 and got == [seq],
+          "the refused epoch stayed: replay %s, resumed %s" % (got, resumed))
+    r.close()
+
+
+CMDS = {"reset": do_reset}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("cmd", choices=sorted(CMDS))
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--pid", type=int, default=0, help="the worker's pid")
+    ap.add_argument("--n", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0)
+    a = ap.parse_args()
+    try:
+        CMDS[a.cmd](a)
+    except (OSError, EOFError, ValueError, KeyError) as e:
+        fail("%s: %r" % (a.cmd, e))
+    return 1 if wsclient.FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
