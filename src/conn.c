@@ -595,6 +595,25 @@ conn_answered(struct conn *c, int keep)
 		conn_http_input(c);
 }
 
+/*
+ * Pipelined requests whose answers the client does not read: past
+ * max-outbound-bytes of output, stop reading (what the kernel holds waits
+ * there) until the output has drained. Returns 1 while held.
+ */
+static int
+conn_http_hold(struct conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(out) <= (size_t)wk.cfg->max_outbound_bytes)
+		return (0);
+	if (!c->http_held) {
+		c->http_held = 1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	return (1);
+}
+
 static void
 conn_http_input(struct conn *c)
 {
@@ -604,7 +623,7 @@ conn_http_input(struct conn *c)
 	int			 rc;
 
 	while (c->state == CONN_HTTP && !c->waiting &&
-	    evbuffer_get_length(in) > 0) {
+	    evbuffer_get_length(in) > 0 && !conn_http_hold(c)) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		rc = http_parse_feed(c->hp, v.iov_base, v.iov_len, &used);
@@ -655,6 +674,12 @@ conn_drained(struct conn *c)
 	c->flushed_seq = c->queued_seq;
 	if (c->state == CONN_CLOSING)
 		conn_close(c);
+	else if (c->state == CONN_HTTP && c->http_held) {
+		/* The client read its answers: on with its requests. */
+		c->http_held = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		conn_http_input(c);
+	}
 }
 
 /* The bufferevent finished what a partial write left: back to idle. */

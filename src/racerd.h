@@ -176,6 +176,7 @@ struct conn {
 	int			 nrequests;
 	int			 in_request;	/* bytes of a request read */
 	int			 waiting;	/* an answer is on its way */
+	int			 http_held;	/* reading stopped: output full */
 
 	/* WebSocket */
 	struct wslay_event_context *ws;	/* NULL between messages */

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,7 +78,60 @@ def do_reset(a):
     r.close()
 
 
-CMDS = {"reset": do_reset}
+def fill_chat(port, chat, n, size):
+    """n messages of size bytes each in chat, sent over one WebSocket."""
+    r = Raw(port)
+    st, _ = ws_upgrade(r, port, "/ws/%s?user=filler" % chat)
+    if not check(st == 101, "filler upgrade answered %s" % st):
+        return 0
+    for i in range(n):
+        body = ("%05d" % i) + "x" * (size - 5)
+        r.send(frame(1, json.dumps({"type": "msg", "body": body})))
+    seen = 0
+    end = time.monotonic() + 30
+    while seen < n and time.monotonic() < end:
+        _, _, op, data = next_frame(r, 10)
+        if op == 1 and json.loads(data).get("type") == "msg":
+            seen += 1
+    r.close()
+    check(seen == n, "filler saw %d of %d echoes" % (seen, n))
+    return seen
+
+
+def do_pipeline(a):
+    """Pipelined history GETs, not read: the worker must not grow."""
+    n, per = a.n or 400, 200
+    if not fill_chat(a.port, "p", per, 1000):
+        return
+    rss0 = wsclient.rss_kib(a.pid)
+    r = Raw(a.port, timeout=30)
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    req = b"GET /chats/p/messages?since=0&limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+    sender = threading.Thread(target=r.send, args=(req * n,))
+    sender.start()
+    time.sleep(4)
+    rss1 = wsclient.rss_kib(a.pid)
+    grew = (rss1 - rss0) // 1024
+    note("%d pipelined pages of %d messages unread: worker RSS %d -> %d "
+         "KiB (+%d MiB)" % (n, per, rss0, rss1, grew))
+    check(grew < a.limit, "the worker grew by %d MiB (bound %d MiB) with "
+          "unread answers" % (grew, a.limit))
+    ok = 0
+    for i in range(n):
+        st, _, body = r.read_response(30)
+        page = json.loads(body)
+        seqs = [m["seq"] for m in page.get("messages", [])]
+        if st == 200 and seqs == list(range(1, per + 1)):
+            ok += 1
+        elif ok == i:
+            fail("answer %d: status %d, %d messages" % (i, st, len(seqs)))
+    sender.join(10)
+    note("then read: %d of %d answers correct" % (ok, n))
+    check(ok == n, "%d of %d pipelined answers correct" % (ok, n))
+    r.close()
+
+
+CMDS = {"reset": do_reset, "pipeline": do_pipeline}
 
 
 def main():

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Clients that send and never read: a worker's memory stays bounded by
+# max-outbound-bytes, and a client that starts reading gets every answer.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+need_clients
+
+HC="$top_srcdir/tests/integration/hardclient.py"
+start_redis
+port=$(free_port)
+write_conf "$T/racerd.conf" "$port" 1 "redis = unix:$REDIS_SOCK" \
+    "max-outbound-bytes = 1048576"
+start_racerd "$T/racerd.conf" "$port"
+worker=$(worker_pids "$MASTER" | head -n 1)
+
+# 400 pages of 200 messages of 1 KB: about 90 MB of answers.
+timeout -k 3 120 $PY "$HC" pipeline --port "$port" --pid "$worker" \
+    --n 400 --limit 32 || fail "pipelined history"
+ok "pipelined HTTP stops being read past max-outbound-bytes"
+
+finish
