@@ -36,6 +36,7 @@
 #define WS_MAX_LIMITED		20	/* refused by the rate limit, in a row */
 
 static void	ws_check_closed(struct conn *);
+static void	ws_too_slow(struct conn *);
 static void	ws_track(struct conn *, const uint8_t *, size_t);
 
 static ssize_t
@@ -379,12 +380,36 @@ ws_input(struct conn *c)
 	ws_output(c);
 }
 
+/* A client too slow for what is queued to it: 4208, it resumes later. */
+static void
+ws_too_slow(struct conn *c)
+{
+	wk.counters->closes_slow++;
+	log_debug("closing %s: more than %d bytes queued", c->user,
+	    wk.cfg->max_outbound_bytes);
+	ws_close(c, 4208, "too slow: resume from history");
+}
+
 /* Send what wslay has queued, then see whether the socket is done. */
 void
 ws_output(struct conn *c)
 {
+	size_t	 queued;
+
 	if (c->state == CONN_DEAD || c->ws == NULL)
 		return;
+	/*
+	 * Pongs and other control frames count against max-outbound-bytes
+	 * too: a client that pings and never reads is a slow client.
+	 */
+	if (!c->ws_closing && wslay_event_want_write(c->ws)) {
+		queued = evbuffer_get_length(bufferevent_get_output(c->bev)) +
+		    wslay_event_get_queued_msg_length(c->ws);
+		if (queued > (size_t)wk.cfg->max_outbound_bytes) {
+			ws_too_slow(c);
+			return;
+		}
+	}
 	if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
 		conn_close(c);
 		return;
@@ -461,10 +486,7 @@ ws_send_frame(struct conn *c, struct frame *f)
 	out = bufferevent_get_output(c->bev);
 	if (evbuffer_get_length(out) + f->len >
 	    (size_t)wk.cfg->max_outbound_bytes) {
-		wk.counters->closes_slow++;
-		log_debug("closing %s: more than %d bytes queued", c->user,
-		    wk.cfg->max_outbound_bytes);
-		ws_close(c, 4208, "too slow: resume from history");
+		ws_too_slow(c);
 		return (-1);
 	}
 	frame_ref(f);

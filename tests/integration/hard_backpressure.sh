@@ -8,7 +8,7 @@ HC="$top_srcdir/tests/integration/hardclient.py"
 start_redis
 port=$(free_port)
 write_conf "$T/racerd.conf" "$port" 1 "redis = unix:$REDIS_SOCK" \
-    "max-outbound-bytes = 1048576"
+    "max-outbound-bytes = 65536"
 start_racerd "$T/racerd.conf" "$port"
 worker=$(worker_pids "$MASTER" | head -n 1)
 
@@ -16,5 +16,10 @@ worker=$(worker_pids "$MASTER" | head -n 1)
 timeout -k 3 120 $PY "$HC" pipeline --port "$port" --pid "$worker" \
     --n 400 --limit 32 || fail "pipelined history"
 ok "pipelined HTTP stops being read past max-outbound-bytes"
+
+# 50,000 pings (6 MB of pongs) from a client that reads nothing.
+timeout -k 3 90 $PY "$HC" pings --port "$port" --pid "$worker" \
+    --n 50000 --limit 16 || fail "ping flood"
+ok "a client pinging without reading is closed with 4208"
 
 finish

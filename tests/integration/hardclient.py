@@ -131,7 +131,90 @@ def do_pipeline(a):
     r.close()
 
 
-CMDS = {"reset": do_reset, "pipeline": do_pipeline}
+def send_quietly(r, data, timeout=3):
+    """Send what the peer takes; it may stop reading or hang up."""
+    try:
+        r.sock.settimeout(timeout)
+        r.sock.sendall(data)
+    except OSError:
+        pass
+
+
+def drain(r, timeout):
+    """Everything the peer sends until it hangs up: (bytes, ended)."""
+    chunks = [r.buf]
+    r.buf = b""
+    end = time.monotonic() + timeout
+    r.sock.settimeout(1)
+    while time.monotonic() < end:
+        try:
+            d = r.sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except OSError:
+            return b"".join(chunks), True
+        if not d:
+            return b"".join(chunks), True
+        chunks.append(d)
+    return b"".join(chunks), False
+
+
+def frames(data):
+    """(opcode, payload) of each whole unmasked server frame in data."""
+    i = 0
+    while i + 2 <= len(data):
+        op, n, h = data[i] & 15, data[i + 1] & 127, 2
+        if n == 126:
+            n, h = int.from_bytes(data[i + 2:i + 4], "big"), 4
+        elif n == 127:
+            n, h = int.from_bytes(data[i + 2:i + 10], "big"), 10
+        if i + h + n > len(data):
+            return
+        yield op, data[i + h:i + h + n]
+        i += h + n
+
+
+def do_pings(a):
+    """Pings, never reading the pongs: closed with 4208 like a slow client."""
+    n = a.n or 50000
+    r = Raw(a.port, timeout=30)
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    st, _ = ws_upgrade(r, a.port, "/ws/pings?user=pinger")
+    if not check(st == 101, "upgrade answered %s" % st):
+        return
+    rss0 = wsclient.rss_kib(a.pid)
+    ping = frame(9, b"p" * 125)
+    sender = threading.Thread(target=send_quietly, args=(r, ping * n))
+    sender.start()
+    sender.join(10)
+    time.sleep(0.5)
+    rss1 = wsclient.rss_kib(a.pid)
+    grew = (rss1 - rss0) // 1024
+    note("%d pings of 125 bytes, pongs unread: worker RSS %d -> %d KiB "
+         "(+%d MiB)" % (n, rss0, rss1, grew))
+    check(grew < a.limit, "the worker grew by %d MiB (bound %d MiB)" %
+          (grew, a.limit))
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    data, ended = drain(r, 60)
+    pongs, code = 0, None
+    for op, payload in frames(data):
+        if op == 10:
+            pongs += 1
+        elif op == 8:
+            code = int.from_bytes(payload[:2], "big") if payload else 0
+    slow = wsclient.metric(a.port, "racerd_slow_closes_total")
+    note("read %d pongs, then %s%s; slow closes: %s" %
+         (pongs, "close %s and " % code if code is not None else "",
+          "the end of the connection" if ended else "no end", slow))
+    # Like any slow client that stops reading while closing, it may be
+    # hung up on before its close frame is out: then it only sees the end.
+    check(ended and pongs < n and slow == 1 and code in (None, 4208),
+          "a client pinging without reading was not closed as too slow "
+          "(close %s after %d pongs, slow closes %s)" % (code, pongs, slow))
+    r.close()
+
+
+CMDS = {"reset": do_reset, "pipeline": do_pipeline, "pings": do_pings}
 
 
 def main():
