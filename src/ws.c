@@ -37,6 +37,7 @@
 
 static void	ws_check_closed(struct conn *);
 static void	ws_too_slow(struct conn *);
+static int	ws_rate_ok(struct conn *, const char *);
 static void	ws_track(struct conn *, const uint8_t *, size_t);
 
 static ssize_t
@@ -110,6 +111,7 @@ ws_on_history(void *reply_, void *arg)
 	char		*s;
 	size_t		 i, n = 0;
 
+	c->history_busy = 0;
 	if (c->state != CONN_WS)
 		goto out;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
@@ -136,12 +138,25 @@ ws_history(struct conn *c, int64_t before, int limit)
 {
 	if (c->room == NULL)
 		return;
+	/*
+	 * Each page is a store read of up to 1,000 entries: one at a time
+	 * per connection, and within max-message-rate with the messages.
+	 */
+	if (c->history_busy) {
+		ws_refuse(c, "busy", "a history request is in flight; wait "
+		    "for its answer");
+		return;
+	}
+	if (!ws_rate_ok(c, NULL))
+		return;
 	if (before <= 0)
 		before = room_latest(c->room) + 1;
 	conn_ref(c);
+	c->history_busy = 1;
 	if (bus_history(room_name(c->room), strlen(room_name(c->room)), 0,
 	    before, limit > 0 ? limit : WS_HISTORY_LIMIT, ws_on_history,
 	    c) != 0) {
+		c->history_busy = 0;
 		conn_unref(c);
 		ws_send_error(c, "unavailable", "the store is unavailable");
 	}

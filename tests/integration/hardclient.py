@@ -214,7 +214,65 @@ def do_pings(a):
     r.close()
 
 
-CMDS = {"reset": do_reset, "pipeline": do_pipeline, "pings": do_pings}
+def do_history(a):
+    """History frames: one in flight per connection, and rate-limited."""
+    rate = a.limit
+    fill_chat(a.port, "h", min(rate, 5), 100)
+    # A flood in one write: one read at a time, the rest refused (busy),
+    # and a client that keeps at it is closed with 1008.
+    r = Raw(a.port, timeout=10)
+    st, _ = ws_upgrade(r, a.port, "/ws/h?user=flood")
+    if not check(st == 101, "upgrade answered %s" % st):
+        return
+    req = frame(1, json.dumps({"type": "history", "limit": 1000}))
+    r.send(req * 200)
+    pages, busy, code = 0, 0, None
+    end = time.monotonic() + 15
+    while code is None and time.monotonic() < end:
+        try:
+            _, _, op, data = r.read_frame(5)
+        except (OSError, EOFError):
+            break
+        m = json.loads(data) if op == 1 else {}
+        if m.get("type") == "history":
+            pages += 1
+        elif m.get("type") == "error" and m.get("code") == "busy":
+            busy += 1
+        elif op == 8:
+            code = int.from_bytes(data[:2], "big")
+    note("200 history frames in one write: %d page(s), %d busy, close %s" %
+         (pages, busy, code))
+    check(pages <= 2 and busy >= 1 and code == 1008,
+          "a history flood: %d pages, %d busy, close %s" %
+          (pages, busy, code))
+    r.close()
+
+    # One at a time, each after its answer: within max-message-rate only.
+    r = Raw(a.port, timeout=10)
+    st, _ = ws_upgrade(r, a.port, "/ws/h?user=pager")
+    pages, limited = 0, 0
+    for i in range(rate + 10):
+        r.send(frame(1, json.dumps({"type": "history", "limit": 10})))
+        while True:
+            _, _, op, data = r.read_frame(5)
+            m = json.loads(data) if op == 1 else {}
+            if m.get("type") == "history":
+                pages += 1
+                break
+            if m.get("type") == "error":
+                check(m.get("code") == "rate_limited",
+                      "history answered with error %r" % m)
+                limited += 1
+                break
+    note("%d history requests in a row at max-message-rate %d: %d pages, "
+         "%d rate_limited" % (rate + 10, rate, pages, limited))
+    check(pages >= rate and limited >= 1 and pages + limited == rate + 10,
+          "history past the rate: %d pages, %d limited" % (pages, limited))
+    r.close()
+
+
+CMDS = {"reset": do_reset, "pipeline": do_pipeline, "pings": do_pings,
+        "history": do_history}
 
 
 def main():
