@@ -640,9 +640,18 @@ conn_http_input(struct conn *c)
 				c->in_request = 1;
 				conn_arm_timer(c, wk.cfg->header_timeout);
 			}
+			/* Headers in, body to come: a look before it. */
+			if (!c->head_seen && http_parse_headers_done(c->hp)) {
+				c->head_seen = 1;
+				if (api_headers(c, http_parse_req(c->hp)) != 0) {
+					conn_close_after_write(c);
+					return;
+				}
+			}
 			continue;
 		}
 		c->in_request = 0;
+		c->head_seen = 0;
 		conn_request(c, http_parse_req(c->hp));
 		http_parse_reset(c->hp);
 	}

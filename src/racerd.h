@@ -177,6 +177,7 @@ struct conn {
 	int			 in_request;	/* bytes of a request read */
 	int			 waiting;	/* an answer is on its way */
 	int			 http_held;	/* reading stopped: output full */
+	int			 head_seen;	/* api_headers ran for it */
 
 	/* WebSocket */
 	struct wslay_event_context *ws;	/* NULL between messages */
@@ -251,6 +252,7 @@ void		 sess_taken_over(struct conn *);
 /* api.c */
 struct http_req;
 int		 api_load_keys(const char *, char **);
+int		 api_headers(struct conn *, const struct http_req *);
 int		 api_messages(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
 int		 api_presence(struct conn *, const struct http_req *,

@@ -271,8 +271,67 @@ def do_history(a):
     r.close()
 
 
+def post_head(port, key, length, extra=""):
+    h = "POST /chats/api/messages HTTP/1.1\r\nHost: x\r\n"
+    if key is not None:
+        h += "Authorization: Bearer %s\r\n" % key
+    h += "Content-Type: application/json\r\nContent-Length: %d\r\n" % length
+    return (h + extra + "\r\n").encode()
+
+
+def do_api(a):
+    """POST: the key is checked before the body, Expect is answered."""
+    # No key, a 900 KB body announced, only the headers sent: 401 at once.
+    r = Raw(a.port, timeout=3)
+    r.send(post_head(a.port, None, 900000))
+    try:
+        st, hdrs, _ = r.read_response(3)
+    except (OSError, EOFError) as e:
+        st, hdrs = repr(e), {}
+    note("POST without a key, body not sent: %s" % st)
+    check(st == 401, "POST without a key before its body: %s, not 401" % st)
+    check(st != 401 or r.wait_eof(3), "the connection stayed open after "
+          "refusing a body it did not read")
+    r.close()
+
+    # A wrong key with Expect: 100-continue: the final 401, no 100.
+    r = Raw(a.port, timeout=3)
+    r.send(post_head(a.port, "wrong-key-0123456789", 20,
+                     "Expect: 100-continue\r\n"))
+    try:
+        st, _, _ = r.read_response(3)
+    except (OSError, EOFError) as e:
+        st = repr(e)
+    note("POST with a wrong key and Expect: %s" % st)
+    check(st == 401, "a wrong key with Expect answered %s, not 401" % st)
+    r.close()
+
+    # The right key with Expect: 100 Continue, then the body, then 201.
+    body = json.dumps({"body": "after 100", "id": "exp-1"}).encode()
+    r = Raw(a.port, timeout=3)
+    r.send(post_head(a.port, a.key, len(body), "Expect: 100-continue\r\n"))
+    try:
+        st, _, _ = r.read_response(3)
+    except (OSError, EOFError) as e:
+        st = repr(e)
+    note("POST with the key and Expect: %s first" % st)
+    check(st == 100, "Expect: 100-continue answered %s, not 100" % st)
+    r.send(body)
+    st, _, resp = r.read_response(5)
+    check(st == 201, "the body after 100 Continue: %s %r" % (st, resp))
+
+    # Ids with control characters are refused, as over a WebSocket.
+    for bad in ("a\nb", "x\u0085y", "tab\there"):
+        body = json.dumps({"body": "x", "id": bad}).encode()
+        r.send(post_head(a.port, a.key, len(body)) + body)
+        st, _, resp = r.read_response(5)
+        check(st == 400, "id %r answered %s %r, not 400" % (bad, st, resp))
+    note("ids with control characters: 400")
+    r.close()
+
+
 CMDS = {"reset": do_reset, "pipeline": do_pipeline, "pings": do_pings,
-        "history": do_history}
+        "history": do_history, "api": do_api}
 
 
 def main():
@@ -282,6 +341,7 @@ def main():
     ap.add_argument("--pid", type=int, default=0, help="the worker's pid")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--key", default="")
     a = ap.parse_args()
     try:
         CMDS[a.cmd](a)
