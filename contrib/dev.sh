@@ -15,7 +15,8 @@ top=$(pwd)
 
 PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
-libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps"
+libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps
+systemd"
 # Only the fuzzing step needs clang (and its libFuzzer runtime).
 FUZZ_PKGS="clang libclang-rt-dev"
 
