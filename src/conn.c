@@ -91,6 +91,8 @@ conn_close(struct conn *c)
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
+	if (c->ip_counted)
+		iplimit_conn_del(wk.idx, c->ip_bucket);
 	if (c->counted) {
 		reg_worker_conns(wk.reg, wk.idx, -1);
 		wk.nws--;
@@ -517,6 +519,16 @@ conn_request(struct conn *c, const struct http_req *req)
 
 	keep = (req->flags & HTTP_REQ_KEEPALIVE) && !wk.draining;
 	c->nrequests++;
+	/* Plain HTTP requests, not upgrades, count against the rate. */
+	if (c->ip_counted &&
+	    http_route(req->path, &chat, &chat_len) != HTTP_ROUTE_WS &&
+	    iplimit_request(wk.idx, c->ip_bucket,
+	    wk.cfg->max_request_rate) != 0) {
+		http_error(out, 429, "too many requests from your address",
+		    "Retry-After: 1\r\n", keep);
+		conn_answered(c, keep);
+		return;
+	}
 	/* What a refused request read stays with it, not with the next. */
 	c->user[0] = '\0';
 	c->session[0] = '\0';
@@ -827,6 +839,31 @@ conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
 		conn_close(c);
 }
 
+/*
+ * Count a new connection against max-connections-per-ip; one too many is
+ * answered 429 and closed without a look at its request.
+ */
+static void
+conn_count_peer(struct conn *c, int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof ss;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return;
+	c->ip_bucket = iplimit_bucket((struct sockaddr *)&ss);
+	if (iplimit_conn_add(wk.idx, c->ip_bucket,
+	    wk.cfg->max_conns_per_ip) == 0) {
+		c->ip_counted = 1;
+		return;
+	}
+	http_error(bufferevent_get_output(c->bev), 429,
+	    "too many connections from your address", "Retry-After: 1\r\n",
+	    0);
+	conn_close_after_write(c);
+}
+
 /* Take a freshly accepted socket into service. */
 void
 conn_accept(int fd)
@@ -856,6 +893,7 @@ conn_accept(int fd)
 	TAILQ_INSERT_TAIL(&wk.conns, c, entry);
 	wk.nconns++;
 	conn_arm_timer(c, wk.cfg->header_timeout);
+	conn_count_peer(c, fd);
 }
 
 /* Drain: idle HTTP connections go now, busy ones after their answer. */

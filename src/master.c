@@ -294,6 +294,7 @@ master_worker_exited(int i, int status)
 	int			 crashed, delay;
 
 	w->pid = -1;
+	iplimit_worker_gone(i);
 	if (reg_worker_reap(m.reg, i, &removed) != 0)
 		log_warn("worker[%d]: registry reap failed", i);
 	if (WIFSIGNALED(status))
@@ -640,6 +641,8 @@ master_start(char **cause)
 	m.nworkers = config_workers(m.cfg);
 	m.reg = reg_create(m.regname, m.cfg->max_chats, m.nworkers, cause);
 	if (m.reg == NULL)
+		return (-1);
+	if (iplimit_init(m.nworkers, cause) != 0)
 		return (-1);
 	if (reg_replaced(m.reg))
 		log_warnx("replaced a stale registry segment %s (its master "

@@ -55,6 +55,8 @@ struct config {
 	char		*api_key_file;	/* "": no HTTP publishing */
 	char		*allowed_origins;	/* "": any */
 	int		 max_connections;	/* 0: no limit */
+	int		 max_conns_per_ip;	/* 0: no limit */
+	int		 max_request_rate;	/* per address, 0: no limit */
 	int		 max_message_rate;	/* 0: no limit */
 	int		 max_message_size;
 	int		 max_outbound_bytes;
@@ -178,6 +180,8 @@ struct conn {
 	int			 waiting;	/* an answer is on its way */
 	int			 http_held;	/* reading stopped: output full */
 	int			 head_seen;	/* api_headers ran for it */
+	uint32_t		 ip_bucket;	/* iplimit_bucket of the peer */
+	int			 ip_counted;	/* in iplimit's count */
 
 	/* WebSocket */
 	struct wslay_event_context *ws;	/* NULL between messages */
@@ -248,6 +252,15 @@ int		 sess_claim(struct conn *, const char *, const char *,
 void		 sess_detach(struct conn *);
 void		 sess_check_gen(struct conn *);
 void		 sess_taken_over(struct conn *);
+
+/* iplimit.c */
+struct sockaddr;
+int		 iplimit_init(int, char **);
+void		 iplimit_worker_gone(int);
+uint32_t	 iplimit_bucket(const struct sockaddr *);
+int		 iplimit_conn_add(int, uint32_t, int);
+void		 iplimit_conn_del(int, uint32_t);
+int		 iplimit_request(int, uint32_t, int);
 
 /* api.c */
 struct http_req;

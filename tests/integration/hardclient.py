@@ -330,8 +330,73 @@ def do_api(a):
     r.close()
 
 
+def first_bytes(r, timeout):
+    """What the server sends first within timeout (b"" if nothing)."""
+    r.sock.settimeout(timeout)
+    try:
+        return r.sock.recv(4096)
+    except socket.timeout:
+        return b""
+    except OSError:
+        return b"reset"
+
+
+def do_perip(a):
+    """max-connections-per-ip over all workers, then max-request-rate."""
+    limit, extra = a.n, 3
+    conns = [Raw(a.port) for _ in range(limit + extra)]
+    time.sleep(0.5)
+    refused = [r for r in conns if first_bytes(r, 0.5).startswith(
+        b"HTTP/1.1 429")]
+    note("%d connections from 127.0.0.1 at max-connections-per-ip %d: "
+         "%d refused with 429" % (len(conns), limit, len(refused)))
+    check(len(refused) == extra, "%d of %d connections refused, not %d" %
+          (len(refused), len(conns), extra))
+    # Those held serve; one closed makes room for another.
+    held = [r for r in conns if r not in refused]
+    st, _ = ws_upgrade(held[0], a.port, "/ws/perip?user=held")
+    check(st == 101, "a connection within the limit answered %s" % st)
+    held[1].close()
+    time.sleep(0.5)
+    r = Raw(a.port)
+    got = first_bytes(r, 0.5)
+    check(got == b"", "a connection after one closed got %r" % got[:30])
+    r.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, _, _ = r.read_response(5)
+    check(st in (200, 503), "its request answered %s" % st)
+    for c in conns + [r]:
+        c.close()
+    time.sleep(0.5)
+
+    # The rate: 3 connections (spread over the workers), 20 requests each,
+    # pipelined; at most twice the rate can pass (two one-second windows).
+    rate, per = a.limit, 20
+    rs = [Raw(a.port) for _ in range(3)]
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for r in rs:
+        r.send(req * per)
+    codes, after = {}, {}
+    for r in rs:
+        for i in range(per):
+            st, hdrs, _ = r.read_response(5)
+            codes[st] = codes.get(st, 0) + 1
+            if st == 429:
+                after[hdrs.get("retry-after")] = 1
+    passed = codes.get(200, 0) + codes.get(503, 0)
+    note("%d requests at max-request-rate %d: %s" % (3 * per, rate, codes))
+    check(rate <= passed <= 2 * rate and codes.get(429, 0) >= per,
+          "rate %d: %s" % (rate, codes))
+    check(list(after) == ["1"], "429 without Retry-After: 1: %r" % after)
+    time.sleep(2.1)
+    rs[0].send(req)
+    st, _, _ = rs[0].read_response(5)
+    check(st != 429, "a request two seconds later answered %s" % st)
+    for r in rs:
+        r.close()
+
+
 CMDS = {"reset": do_reset, "pipeline": do_pipeline, "pings": do_pings,
-        "history": do_history, "api": do_api}
+        "history": do_history, "api": do_api, "perip": do_perip}
 
 
 def main():
