@@ -373,6 +373,9 @@ def do_perip(a):
     rate, per = a.limit, 20
     rs = [Raw(a.port) for _ in range(3)]
     req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    # The window is a second of CLOCK_MONOTONIC, Python's monotonic clock
+    # on Linux: start just after a new one.
+    time.sleep(1.02 - time.monotonic() % 1)
     for r in rs:
         r.send(req * per)
     codes, after = {}, {}
