@@ -6,6 +6,8 @@
 #                                 127.0.0.1:8080 with its embedded store
 #   sh contrib/dev.sh test        build (-Werror) and run every test
 #   sh contrib/dev.sh sanitizers  the same under ASan + UBSan
+#   sh contrib/dev.sh sanitizers-tls  the chat tests under ASan + UBSan
+#                                 with racerd on TLS only
 #   sh contrib/dev.sh distcheck   make distcheck
 #   sh contrib/dev.sh fuzz        build the libFuzzer harnesses with clang
 #                                 and run each FUZZ_SECONDS (default 60)
@@ -15,7 +17,8 @@ top=$(pwd)
 
 PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
-libhttp-parser-dev redis-server mandoc curl python3 python3-websockets procps
+libhttp-parser-dev libssl-dev openssl redis-server mandoc curl python3
+python3-websockets python3-nacl procps
 systemd"
 # Only the fuzzing step needs clang (and its libFuzzer runtime).
 FUZZ_PKGS="clang libclang-rt-dev"
@@ -72,6 +75,25 @@ sanitizers)
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	check
 	;;
+sanitizers-tls)
+	# The chat tests again under ASan + UBSan, with racerd on TLS only
+	# and every client on wss:// and https:// (tests/integration/lib.sh).
+	deps
+	build build-san --enable-debug --enable-sanitizers
+	export ASAN_OPTIONS=detect_leaks=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	export RACERD_TEST_TLS=1
+	tests=""
+	for t in chat_basic chat_order chat_hosts chat_gapfill chat_errors \
+	    chat_rejoin sess_resume sess_takeover history_api res_slow \
+	    lifecycle; do
+		tests="$tests tests/integration/$t.sh"
+	done
+	if ! make -j"$(nproc)" check TESTS="$tests"; then
+		cat test-suite.log
+		exit 1
+	fi
+	;;
 distcheck)
 	deps
 	build build
@@ -83,7 +105,7 @@ fuzz)
 	make fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 	;;
 *)
-	echo "usage: sh contrib/dev.sh run|test|sanitizers|distcheck|fuzz" >&2
+	echo "usage: sh contrib/dev.sh run|test|sanitizers|sanitizers-tls|distcheck|fuzz" >&2
 	exit 2
 	;;
 esac

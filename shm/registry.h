@@ -43,6 +43,7 @@ struct reg_counters {
 	uint64_t	closes_slow;	/* 4208 closes */
 	uint64_t	store_errors;
 	uint64_t	gaps_filled;
+	uint64_t	sealed_unreadable;	/* bodies that did not open */
 };
 
 /* A snapshot of one worker slot. */

@@ -19,7 +19,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -40,7 +39,7 @@ struct api_req {
 	char		*tail;		/* POST: envelope tail */
 };
 
-static struct {
+static struct api_keyset {
 	int		 loaded;
 	size_t		 n;
 	uint8_t		 hash[API_KEYS_MAX][crypto_generichash_BYTES];
@@ -62,21 +61,20 @@ api_line_goes_on(FILE *f)
 /*
  * Load the API keys (one per line, blank lines and # comments skipped)
  * from path.  Returns 0, or -1 with a message in *cause ("FILE:LINE: ..."
- * for a bad line).
+ * for a bad line); the keys in force then stay as they were.
  */
 int
 api_load_keys(const char *path, char **cause)
 {
-	FILE	*f;
-	char	 line[1024];
-	size_t	 len;
-	u_int	 lineno = 0;
-	int	 rv = -1;
+	static uint8_t	 hash[API_KEYS_MAX][crypto_generichash_BYTES];
+	FILE		*f;
+	char		 line[1024];
+	size_t		 len, n = 0;
+	u_int		 lineno = 0;
+	int		 rv = -1;
 
-	api_keys.n = 0;
-	api_keys.loaded = 1;
 	if (path == NULL || *path == '\0')
-		return (0);
+		goto done;
 	if ((f = fopen(path, "re")) == NULL) {
 		xasprintf(cause, "api-key-file %s: %s", path, strerror(errno));
 		return (-1);
@@ -94,15 +92,14 @@ api_load_keys(const char *path, char **cause)
 		line[len] = '\0';
 		if (len == 0 || line[0] == '#')
 			continue;
-		if (api_keys.n == API_KEYS_MAX || len < 16) {
+		if (n == API_KEYS_MAX || len < 16) {
 			xasprintf(cause, "api-key-file %s:%u: %s", path, lineno,
 			    len < 16 ? "a key is shorter than 16 characters" :
 			    "too many keys");
 			goto out;
 		}
-		crypto_generichash(api_keys.hash[api_keys.n++],
-		    crypto_generichash_BYTES, (const uint8_t *)line, len,
-		    NULL, 0);
+		crypto_generichash(hash[n++], crypto_generichash_BYTES,
+		    (const uint8_t *)line, len, NULL, 0);
 	}
 	if (ferror(f)) {
 		xasprintf(cause, "api-key-file %s: %s", path, strerror(errno));
@@ -110,11 +107,15 @@ api_load_keys(const char *path, char **cause)
 	}
 	rv = 0;
 out:
-	if (rv != 0)
-		api_keys.n = 0;
 	fclose(f);
 	sodium_memzero(line, sizeof line);
-	return (rv);
+	if (rv != 0)
+		return (-1);
+done:
+	memcpy(api_keys.hash, hash, n * sizeof hash[0]);
+	api_keys.n = n;
+	api_keys.loaded = 1;
+	return (0);
 }
 
 /* Returns 1 if the request carries a configured API key, else 0. */
@@ -183,51 +184,42 @@ api_req_free(struct api_req *a)
 }
 
 static void
-api_on_history(void *reply_, void *arg)
+api_on_history(const struct bus_page *page, void *arg)
 {
-	redisReply	*reply = reply_, *e;
 	struct api_req	*a = arg;
 	struct evbuffer	*b;
 	json_t		*chat;
 	char		*s, *body;
 	size_t		 i, len;
-	long long	 latest, last = -1;
 
 	if (a->c->state != CONN_HTTP)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 2 || reply->elements % 2 != 0 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
+	if (page == NULL) {
 		http_error(conn_output(a->c), 503, "store unavailable", NULL,
 		    a->keep);
 		conn_answered(a->c, a->keep);
 		goto out;
 	}
-	latest = reply->element[0]->integer;
 	b = evbuffer_new();
 	chat = json_string(a->chat);
 	s = json_dumps(chat, JSON_ENCODE_ANY);
 	evbuffer_add_printf(b, "{\"chat\":%s,\"epoch\":", s);
 	free(s);
 	json_decref(chat);
-	e = reply->element[1];
-	if (e->type == REDIS_REPLY_STRING)
-		evbuffer_add_printf(b, "\"%s\"", e->str);
+	if (page->epoch != NULL)
+		evbuffer_add_printf(b, "\"%s\"", page->epoch);
 	else
 		evbuffer_add_printf(b, "null");
-	evbuffer_add_printf(b, ",\"latest\":%lld,\"messages\":[", latest);
-	for (i = 2; i + 1 < reply->elements; i += 2) {
-		if (reply->element[i]->type != REDIS_REPLY_INTEGER ||
-		    reply->element[i + 1]->type != REDIS_REPLY_STRING)
-			continue;
-		if (last != -1)
+	evbuffer_add_printf(b, ",\"latest\":%llu,\"messages\":[",
+	    (unsigned long long)page->latest);
+	for (i = 0; i < page->n; i++) {
+		if (i > 0)
 			evbuffer_add(b, ",", 1);
-		last = reply->element[i]->integer;
-		evbuffer_add(b, reply->element[i + 1]->str,
-		    reply->element[i + 1]->len);
+		evbuffer_add(b, page->entries[i].env, page->entries[i].len);
 	}
-	if (last != -1 && last < latest)
-		evbuffer_add_printf(b, "],\"next\":%lld}", last);
+	if (page->n > 0 && page->entries[page->n - 1].seq < page->latest)
+		evbuffer_add_printf(b, "],\"next\":%llu}",
+		    (unsigned long long)page->entries[page->n - 1].seq);
 	else
 		evbuffer_add_printf(b, "],\"next\":null}");
 	len = evbuffer_get_length(b);
@@ -250,7 +242,16 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 	struct evbuffer	*out = conn_output(c);
 	struct api_req	*a;
 	uint64_t	 since = 0, before = 0, limit = API_LIMIT_DEFAULT;
+	const char	*msg;
+	char		 sub[CONN_USER_MAX + 1];
+	int		 status;
 
+	if (auth_request(req, chat, len, AUTH_HISTORY, sub, sizeof sub,
+	    &status, &msg) != 0) {
+		http_error(out, status, msg, status == 401 ? AUTH_CHALLENGE :
+		    NULL, keep);
+		return (0);
+	}
 	if (api_query_u64(req, "since", UINT64_MAX / 2, &since) == -1 ||
 	    api_query_u64(req, "before", UINT64_MAX / 2, &before) == -1) {
 		http_error(out, 400, "since and before are sequence numbers",
@@ -278,22 +279,19 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 }
 
 static void
-api_on_published(void *reply_, void *arg)
+api_on_published(const struct bus_sent *sent, void *arg)
 {
-	redisReply	*reply = reply_;
 	struct api_req	*a = arg;
 	char		 body[64];
 
 	if (a->c->state != CONN_HTTP)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 2 ||
-	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+	if (sent == NULL) {
 		http_error(conn_output(a->c), 503, "store unavailable; send "
 		    "it again with the same id", NULL, a->keep);
 	} else {
-		snprintf(body, sizeof body, "{\"seq\":%lld}",
-		    reply->element[1]->integer);
+		snprintf(body, sizeof body, "{\"seq\":%llu}",
+		    (unsigned long long)sent->seq);
 		http_response(conn_output(a->c), 201, NULL,
 		    "application/json", body, strlen(body), a->keep);
 	}
@@ -311,18 +309,26 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 	struct api_req	*a;
 	json_t		*root, *body, *id, *from;
 	json_error_t	 err;
-	const char	*fromstr = API_FROM_DEFAULT, *idstr = "";
-	char		 gen[20];
+	const char	*fromstr = API_FROM_DEFAULT, *idstr = "", *msg;
+	char		 gen[20], sub[CONN_USER_MAX + 1] = "";
 	uint8_t		 rnd[8];
+	int		 status;
 
-	if (api_keys.n == 0) {
+	/* An API key; or with auth = token, a token with write. */
+	if (api_keys.n == 0 && !auth_enabled()) {
 		http_error(out, 403, "publishing over HTTP is disabled (no "
 		    "api-key-file)", NULL, keep);
 		return (0);
 	}
-	if (!api_authorized(req)) {
+	if (!api_authorized(req) && !auth_enabled()) {
 		http_error(out, 401, "missing or invalid API key",
 		    "WWW-Authenticate: Bearer\r\n", keep);
+		return (0);
+	}
+	if (!api_authorized(req) && auth_request(req, chat, len, AUTH_WRITE,
+	    sub, sizeof sub, &status, &msg) != 0) {
+		http_error(out, status, msg, status == 401 ? AUTH_CHALLENGE :
+		    NULL, keep);
 		return (0);
 	}
 	root = json_loadb(req->body != NULL ? req->body : "", req->body_len,
@@ -357,7 +363,9 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 		    keep);
 		return (0);
 	}
-	if (from != NULL)
+	if (*sub != '\0')
+		fromstr = sub;		/* the token's sub, not the body's */
+	else if (from != NULL)
 		fromstr = json_string_value(from);
 	if (id != NULL)
 		idstr = json_string_value(id);
@@ -393,19 +401,28 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 int
 api_headers(struct conn *c, const struct http_req *req)
 {
-	const char	*chat;
+	const char	*chat, *msg;
+	char		 sub[CONN_USER_MAX + 1];
 	size_t		 chat_len;
+	int		 status;
 
 	if (http_route(req->path, &chat, &chat_len) == HTTP_ROUTE_MESSAGES &&
 	    req->method == HTTP_POST) {
-		if (api_keys.n == 0) {
+		/* As api_publish: an API key, or a token with write. */
+		if (api_keys.n == 0 && !auth_enabled()) {
 			http_error(conn_output(c), 403, "publishing over HTTP "
 			    "is disabled (no api-key-file)", NULL, 0);
 			return (-1);
 		}
-		if (!api_authorized(req)) {
+		if (!api_authorized(req) && !auth_enabled()) {
 			http_error(conn_output(c), 401, "missing or invalid "
 			    "API key", "WWW-Authenticate: Bearer\r\n", 0);
+			return (-1);
+		}
+		if (!api_authorized(req) && auth_request(req, chat, chat_len,
+		    AUTH_WRITE, sub, sizeof sub, &status, &msg) != 0) {
+			http_error(conn_output(c), status, msg, status == 401 ?
+			    AUTH_CHALLENGE : NULL, 0);
 			return (-1);
 		}
 	}
@@ -431,51 +448,27 @@ api_messages(struct conn *c, const struct http_req *req, const char *chat,
 	return (0);
 }
 
-static int
-api_cmp_member(const void *a, const void *b)
-{
-	return (strcmp(*(char *const *)a, *(char *const *)b));
-}
-
 static void
-api_on_presence(void *reply_, void *arg)
+api_on_presence(const struct bus_member *m, size_t n, void *arg)
 {
-	redisReply	*reply = reply_, *v;
 	struct api_req	*a = arg;
-	json_t		*o, *list, *m;
-	char		**users, *body, *sp;
-	size_t		 i, j, n = 0;
-	int		 connected;
+	json_t		*o, *list;
+	char		*body;
+	size_t		 i;
 
 	if (a->c->state != CONN_HTTP)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (m == NULL) {
 		http_error(conn_output(a->c), 503, "store unavailable", NULL,
 		    a->keep);
 		conn_answered(a->c, a->keep);
 		goto out;
 	}
-	/* Values are "STATE USER" per session; one entry per user. */
-	users = xcalloc(reply->elements / 2 + 1, sizeof *users);
-	for (i = 1; i < reply->elements; i += 2) {
-		v = reply->element[i];
-		if (v->type == REDIS_REPLY_STRING &&
-		    (sp = strchr(v->str, ' ')) != NULL)
-			users[n++] = v->str;
-	}
-	qsort(users, n, sizeof *users, api_cmp_member);
 	list = json_array();
-	for (i = 0; i < n; i = j) {
-		sp = strchr(users[i], ' ');
-		connected = 0;
-		for (j = i; j < n && strcmp(strchr(users[j], ' '), sp) == 0;
-		    j++)
-			connected |= strncmp(users[j], "connected ", 10) == 0;
-		m = json_pack("{s:s, s:s}", "user", sp + 1, "state",
-		    connected ? "connected" : "away");
-		json_array_append_new(list, m);
-	}
-	free(users);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s}", "user",
+		    m[i].user, "state", m[i].connected ? "connected" :
+		    "away"));
 	o = json_pack("{s:s, s:o}", "chat", a->chat, "members", list);
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -496,18 +489,23 @@ api_presence(struct conn *c, const struct http_req *req, const char *chat,
     size_t len, int keep)
 {
 	struct api_req	*a;
-	struct bus_call	*call;
+	const char	*msg;
+	char		 sub[CONN_USER_MAX + 1];
+	int		 status;
 
 	if (req->method != HTTP_GET) {
 		http_error(conn_output(c), 405, "method not allowed",
 		    "Allow: GET\r\n", keep);
 		return (0);
 	}
+	if (auth_request(req, chat, len, AUTH_READ, sub, sizeof sub,
+	    &status, &msg) != 0) {
+		http_error(conn_output(c), status, msg, status == 401 ?
+		    AUTH_CHALLENGE : NULL, keep);
+		return (0);
+	}
 	a = api_req_new(c, chat, len, keep);
-	call = bus_call_new(api_on_presence, a);
-	bus_call_arg(call, "HGETALL", 7);
-	bus_call_key(call, chat, len, "who");
-	if (bus_call_send(call) != 0) {
+	if (bus_presence(chat, len, api_on_presence, a) != 0) {
 		http_error(conn_output(c), 503, "store unavailable", NULL, keep);
 		api_req_free(a);
 		conn_answered(c, keep);

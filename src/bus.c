@@ -1,11 +1,16 @@
-/* racerd: a worker's links to the store (prefix bus_). */
+/* racerd: the store's one owner (prefix bus_). */
 /*
+ * Every key name, script and reply shape of the store belongs here; other
+ * modules call typed functions (bus_publish, bus_claim, bus_history ...)
+ * and get decoded results through typed callbacks, never a redisReply.
+ * The scripts are src/lua/NAME.lua, turned into C at build time (bus_lua.h).
+ *
  * Each worker keeps two asynchronous hiredis connections on its libevent
  * loop: "cmd" for commands and scripts, "sub" for pub/sub.  Both are named
  * (CLIENT SETNAME racerd:INSTANCE:wN:cmd|sub) so that operators see who is
  * who, and both are retried with exponential back-off and full jitter.
  *
- * Every message goes through one server-side script (bus_publish): dedup
+ * Every message goes through one server-side script (publish.lua): dedup
  * by (user, id), epoch created if missing, INCR seq, XADD to the chat's
  * stream with the seq as entry id (trimmed to history-size), PUBLISH of
  * "EPOCH SEQ ENVELOPE" on the chat's channel.  The store is the single
@@ -19,8 +24,10 @@
  * what was missed from history.
  *
  * Keys of a chat share the hash tag {chat:ID}: racerd:{chat:ID}:seq,
- * :epoch, :log (stream), :id:USER:ID (dedup); channel racerd:{chat:ID}.
+ * :epoch, :log (stream), :id:USER:ID (dedup), :sess:TOKEN, :who,
+ * :pos:USER; channel racerd:{chat:ID}.  racerd:due schedules sessions.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,102 +49,14 @@
 #define BUS_BACKOFF_MIN_MS	100
 #define BUS_BACKOFF_MAX_MS	5000
 #define BUS_RANGE_COUNT		1000	/* entries per history read */
-#define BUS_KEY_MAX		(16 + 128 + 16 + 2 * 64)
+#define BUS_SLACK_MS		300000	/* records outlive deadlines by */
+#define BUS_EMPTY_TTL_MS	86400000	/* a chat never written to */
+#define BUS_EXPIRE_BATCH	1000	/* sessions one sweep looks at */
 
 #define BUS_PREFIX		"racerd:{chat:"
+#define BUS_DUE			"racerd:due"
 
-/*
- * KEYS: seq, epoch, log[, dedup]; ARGV: envelope head, envelope tail,
- * fresh epoch, history-size, dedup-window, channel, now (ms), history-ttl
- * (ms, 0: none).  Entries are {m: envelope, t: ms}.  With a ttl, entries
- * older than it are trimmed (the oldest is looked at every 32nd message,
- * which keeps the cost off the common path) and the stream expires when
- * the chat is idle that long.
- * Returns {1, seq, epoch} or, for a repeated id, {0, seq, epoch, envelope}.
- */
-static const char bus_publish_lua[] =
-"local epoch = redis.call('GET', KEYS[2])\n"
-"if not epoch then\n"
-"  epoch = ARGV[3]\n"
-"  redis.call('SET', KEYS[2], epoch)\n"
-"  redis.call('DEL', KEYS[1], KEYS[3])\n"
-"end\n"
-"if KEYS[4] then\n"
-"  local prev = redis.call('GET', KEYS[4])\n"
-"  if prev then\n"
-"    local e = redis.call('XRANGE', KEYS[3], prev .. '-0', prev .. '-0')\n"
-"    local env = false\n"
-"    if e[1] then env = e[1][2][2] end\n"
-"    return {0, tonumber(prev), epoch, env}\n"
-"  end\n"
-"end\n"
-"local seq = redis.call('INCR', KEYS[1])\n"
-"local ttl = tonumber(ARGV[8])\n"
-"if ttl > 0 and seq % 32 == 1 then\n"
-"  local cutoff = tonumber(ARGV[7]) - ttl\n"
-"  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)\n"
-"  if first[1] and tonumber(first[1][2][4] or '0') < cutoff then\n"
-"    local old = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1000)\n"
-"    local keep = nil\n"
-"    for _, x in ipairs(old) do\n"
-"      if tonumber(x[2][4] or '0') >= cutoff then keep = x[1] break end\n"
-"    end\n"
-"    if not keep then\n"
-"      keep = (tonumber(string.match(old[#old][1], '^%d+')) + 1) .. '-0'\n"
-"    end\n"
-"    redis.call('XTRIM', KEYS[3], 'MINID', keep)\n"
-"  end\n"
-"end\n"
-"local env = ARGV[1] .. seq .. ARGV[2]\n"
-"redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'm', env,\n"
-"    't', ARGV[7])\n"
-"if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end\n"
-"if KEYS[4] then redis.call('SET', KEYS[4], seq, 'EX', ARGV[5]) end\n"
-"redis.call('PUBLISH', ARGV[6], epoch .. ' ' .. seq .. ' ' .. env)\n"
-"return {1, seq, epoch}\n";
-
-/* KEYS: seq, epoch, log; ARGV: fresh epoch.  Returns {seq, epoch}. */
-static const char bus_info_lua[] =
-"local epoch = redis.call('GET', KEYS[2])\n"
-"if not epoch then\n"
-"  epoch = ARGV[1]\n"
-"  redis.call('SET', KEYS[2], epoch)\n"
-"  redis.call('DEL', KEYS[1], KEYS[3])\n"
-"end\n"
-"local seq = redis.call('GET', KEYS[1]) or 0\n"
-"return {tonumber(seq), epoch}\n";
-
-/*
- * KEYS: seq, epoch, log; ARGV: since (exclusive), before (exclusive, 0:
- * none), limit, now (ms), history-ttl (ms, 0: none).  With before, the
- * newest limit entries under it; else the oldest over since.  Entries past
- * the ttl that the publish script has not trimmed yet are left out.  Returns {latest, epoch or false, seq1, env1, ...},
- * oldest first.
- */
-static const char bus_history_lua[] =
-"local latest = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-"local epoch = redis.call('GET', KEYS[2])\n"
-"local e\n"
-"if ARGV[2] ~= '0' then\n"
-"  local low = '-'\n"
-"  if ARGV[1] ~= '0' then low = '(' .. ARGV[1] .. '-0' end\n"
-"  e = redis.call('XREVRANGE', KEYS[3], '(' .. ARGV[2] .. '-0', low,\n"
-"      'COUNT', ARGV[3])\n"
-"  local n = #e\n"
-"  for i = 1, math.floor(n / 2) do e[i], e[n - i + 1] = e[n - i + 1], e[i] end\n"
-"else\n"
-"  e = redis.call('XRANGE', KEYS[3], '(' .. ARGV[1] .. '-0', '+',\n"
-"      'COUNT', ARGV[3])\n"
-"end\n"
-"local out = {latest, epoch}\n"
-"local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[5])\n"
-"for i, x in ipairs(e) do\n"
-"  if ARGV[5] == '0' or tonumber(x[2][4] or '0') >= cutoff then\n"
-"    out[#out + 1] = tonumber((string.gsub(x[1], '-0$', '')))\n"
-"    out[#out + 1] = x[2][2]\n"
-"  end\n"
-"end\n"
-"return out\n";
+#include "bus_lua.h"
 
 struct bus_link {
 	const char		*what;		/* "cmd" or "sub" */
@@ -148,20 +67,36 @@ struct bus_link {
 	uint64_t		 probe_sent;	/* 0: none outstanding */
 	uint64_t		 heard;		/* last reply or message */
 	char			 why[128];	/* why it is down */
+	int			 denied;	/* the store refused AUTH */
 };
 
-/* A command kept until it is answered, to re-send a script with EVAL. */
-struct bus_call {
-	bus_reply_cb	*cb;
-	void		*arg;
-	const char	*script;	/* NULL: not a script, or sent whole */
-	int		 argc;
-	int		 argsize;
-	char		**argv;
-	size_t		*argvlen;
+/* The scripts, src/lua/NAME.lua. */
+enum bus_script_id {
+	BUS_PUBLISH,
+	BUS_INFO,
+	BUS_HISTORY,
+	BUS_ATTACH,
+	BUS_CLAIM,
+	BUS_DETACH,
+	BUS_END,
+	BUS_EXPIRE,
+	BUS_RENEW,
+	BUS_NSCRIPTS
 };
-
-#define BUS_SCRIPTS_MAX	16
+static const struct {
+	const char	*name;
+	const char	*body;
+} bus_lua[BUS_NSCRIPTS] = {
+	[BUS_PUBLISH] =	{ "publish.lua", bus_lua_publish },
+	[BUS_INFO] =	{ "info.lua", bus_lua_info },
+	[BUS_HISTORY] =	{ "history.lua", bus_lua_history },
+	[BUS_ATTACH] =	{ "attach.lua", bus_lua_attach },
+	[BUS_CLAIM] =	{ "claim.lua", bus_lua_claim },
+	[BUS_DETACH] =	{ "detach.lua", bus_lua_detach },
+	[BUS_END] =	{ "end.lua", bus_lua_end },
+	[BUS_EXPIRE] =	{ "expire.lua", bus_lua_expire },
+	[BUS_RENEW] =	{ "renew.lua", bus_lua_renew },
+};
 
 static struct {
 	struct event_base	*base;
@@ -169,22 +104,24 @@ static struct {
 	char			 path[256];
 	int			 port;
 	int			 db;
+	char			 user[256];	/* AUTH; never logged */
+	char			 password[256];	/* "": no AUTH */
 	char			 name[64];	/* racerd:INSTANCE:wN */
 	char			 probe_ch[128];
 	struct bus_link		 cmd;
 	struct bus_link		 sub;
 	struct event		*probe;
 	uint64_t		 sub_seen;	/* last message on sub */
-	struct bus_script	 publish;
-	struct bus_script	 info;
-	struct bus_script	 history;
-	struct bus_script	*scripts[BUS_SCRIPTS_MAX];
-	int			 nscripts;
+	char			 sha[BUS_NSCRIPTS][41];	/* EVALSHA names */
 	int			 closing;
 	u_int			 pending;	/* calls awaiting a reply */
+	uint64_t		 expire_window;	/* of the last sweep */
+	int			 expire_pos_ttl;
 } bus;
 
 static void	bus_connect(struct bus_link *);
+static void	bus_on_sub(redisAsyncContext *, void *, void *);
+static char	*bus_open(const char *, size_t, const char **, size_t *);
 
 static void
 bus_sha1(const char *script, char out[41])
@@ -196,18 +133,6 @@ bus_sha1(const char *script, char out[41])
 	sha1_update(&ctx, strlen(script), (const uint8_t *)script);
 	sha1_digest(&ctx, sizeof digest, digest);
 	sodium_bin2hex(out, 41, digest, sizeof digest);
-}
-
-/*
- * Make a script known: its SHA-1 is computed now and the script is loaded
- * into the store on every (re)connection of the cmd link.
- */
-void
-bus_script_register(struct bus_script *sc)
-{
-	RD_ASSERT(bus.nscripts < BUS_SCRIPTS_MAX);
-	bus_sha1(sc->body, sc->sha);
-	bus.scripts[bus.nscripts++] = sc;
 }
 
 /* Take the store's address apart (config.c validated it). */
@@ -222,6 +147,9 @@ bus_parse(const char *addr)
 	snprintf(bus.path, sizeof bus.path, "%s", st.path);
 	bus.port = st.port;
 	bus.db = st.db;
+	memcpy(bus.user, st.user, sizeof bus.user);
+	memcpy(bus.password, st.password, sizeof bus.password);
+	sodium_memzero(&st, sizeof st);
 	return (0);
 }
 
@@ -278,12 +206,33 @@ bus_on_disconnect(const redisAsyncContext *ac, int status)
 
 	if (bus.closing)
 		return;
-	bus_down(l, status == REDIS_OK ? "closed" : ac->errstr);
+	if (!l->denied)		/* keep saying why */
+		bus_down(l, status == REDIS_OK ? "closed" : ac->errstr);
 	l->ac = NULL;
 	l->probe_sent = 0;
 	if (l == &bus.sub)
 		room_sub_lost();
 	bus_schedule_retry(l);
+}
+
+/* The answer to AUTH: a refusal is logged once and retried later. */
+static void
+bus_on_auth(redisAsyncContext *ac, void *r, __unused void *arg)
+{
+	redisReply	*reply = r;
+	struct bus_link	*l = bus_link_of(ac);
+	char		 why[sizeof l->why - 8];
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+		l->denied = 0;
+		return;
+	}
+	snprintf(why, sizeof why, "authentication refused: %s", reply->str);
+	if (!l->denied)
+		log_warnx("store %s connection: %s", l->what, why);
+	bus_down(l, why);
+	l->denied = 1;
+	redisAsyncFree(ac);	/* after this callback; then a retry */
 }
 
 /* The first answer on a fresh link: it is up. */
@@ -334,7 +283,9 @@ static void
 bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 {
 	redisReply	*reply = r, *type, *ch, *msg;
+	struct bus_event ev;
 	const char	*chat;
+	char		*opened;
 	size_t		 chat_len;
 
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
@@ -353,9 +304,16 @@ bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 	if (bus_chat_of(ch->str, ch->len, &chat, &chat_len) != 0)
 		return;
 	if (strcmp(type->str, "message") == 0 &&
-	    msg->type == REDIS_REPLY_STRING)
-		room_on_message(chat, chat_len, msg->str, msg->len);
-	else if (strcmp(type->str, "subscribe") == 0)
+	    msg->type == REDIS_REPLY_STRING) {
+		if (bus_decode_event(msg->str, msg->len, &ev) == 0) {
+			opened = ev.type != BUS_EVENT_MESSAGE ? NULL :
+			    bus_open(chat, chat_len, &ev.json, &ev.jlen);
+			room_on_event(chat, chat_len, &ev);
+			free(opened);
+		} else
+			log_warnx("chat %.*s: malformed message on the "
+			    "channel", (int)chat_len, chat);
+	} else if (strcmp(type->str, "subscribe") == 0)
 		room_on_subscribed(chat, chat_len);
 	else if (strcmp(type->str, "unsubscribe") == 0)
 		room_on_unsubscribed(chat, chat_len);
@@ -436,15 +394,21 @@ bus_connect(struct bus_link *l)
 	redisAsyncSetConnectCallback(ac, bus_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bus_on_disconnect);
 	l->ac = ac;
+	if (bus.password[0] != '\0' && bus.user[0] != '\0')
+		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s %s", bus.user,
+		    bus.password);
+	else if (bus.password[0] != '\0')
+		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s",
+		    bus.password);
 	redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s:%s", bus.name,
 	    l->what);
 	if (bus.db != 0)
 		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", bus.db);
 	l->probe_sent = util_mono_ms();
 	if (l == &bus.cmd) {
-		for (i = 0; i < bus.nscripts; i++)
+		for (i = 0; i < BUS_NSCRIPTS; i++)
 			redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
-			    bus.scripts[i]->body);
+			    bus_lua[i].body);
 		redisAsyncCommand(ac, bus_on_pong, NULL, "PING");
 		return;
 	}
@@ -464,17 +428,14 @@ bus_init(struct event_base *base, const char *addr, const char *instance,
 	struct timeval	 tv = { BUS_PROBE_MS / 1000,
 	    (BUS_PROBE_MS % 1000) * 1000 };
 	char		 host[64];
+	int		 i;
 
 	memset(&bus, 0, sizeof bus);
 	bus.base = base;
 	if (bus_parse(addr) != 0)
 		return (-1);
-	bus.publish.body = bus_publish_lua;
-	bus.info.body = bus_info_lua;
-	bus.history.body = bus_history_lua;
-	bus_script_register(&bus.publish);
-	bus_script_register(&bus.info);
-	bus_script_register(&bus.history);
+	for (i = 0; i < BUS_NSCRIPTS; i++)
+		bus_sha1(bus_lua[i].body, bus.sha[i]);
 	snprintf(bus.name, sizeof bus.name, "racerd:%s:w%d", instance, idx);
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
@@ -528,37 +489,81 @@ bus_is_up(const char **why)
 	return (bus.cmd.up && bus.sub.up);
 }
 
-static void
-bus_channel(char *buf, size_t size, const char *chat, size_t len)
+/* The channel of a chat, "racerd:{chat:ID}"; the caller frees it. */
+static char *
+bus_channel(const char *chat, size_t len)
 {
-	snprintf(buf, size, BUS_PREFIX "%.*s}", (int)len, chat);
+	char	*ch;
+
+	xasprintf(&ch, BUS_PREFIX "%.*s}", (int)len, chat);
+	return (ch);
+}
+
+static int
+bus_sub_command(const char *cmd, const char *chat, size_t len)
+{
+	const char	*argv[2];
+	size_t		 argvlen[2];
+	char		*ch;
+	int		 rc;
+
+	if (bus.sub.ac == NULL)
+		return (-1);
+	ch = bus_channel(chat, len);
+	argv[0] = cmd;
+	argvlen[0] = strlen(cmd);
+	argv[1] = ch;
+	argvlen[1] = strlen(ch);
+	rc = redisAsyncCommandArgv(bus.sub.ac, bus_on_sub, NULL, 2, argv,
+	    argvlen);
+	free(ch);
+	return (rc == REDIS_OK ? 0 : -1);
 }
 
 /* Subscribe to a chat's channel. Returns 0, or -1 if the link is down. */
 int
 bus_subscribe(const char *chat, size_t len)
 {
-	char	 ch[BUS_KEY_MAX];
-
-	if (bus.sub.ac == NULL)
-		return (-1);
-	bus_channel(ch, sizeof ch, chat, len);
-	return (redisAsyncCommand(bus.sub.ac, bus_on_sub, NULL,
-	    "SUBSCRIBE %s", ch) == REDIS_OK ? 0 : -1);
+	return (bus_sub_command("SUBSCRIBE", chat, len));
 }
 
 /* Unsubscribe from a chat's channel. Returns 0, or -1 if the link is down. */
 int
 bus_unsubscribe(const char *chat, size_t len)
 {
-	char	 ch[BUS_KEY_MAX];
-
-	if (bus.sub.ac == NULL)
-		return (-1);
-	bus_channel(ch, sizeof ch, chat, len);
-	return (redisAsyncCommand(bus.sub.ac, bus_on_sub, NULL,
-	    "UNSUBSCRIBE %s", ch) == REDIS_OK ? 0 : -1);
+	return (bus_sub_command("UNSUBSCRIBE", chat, len));
 }
+
+/*
+ * Commands.  A call collects its arguments, is sent on the cmd link, and
+ * its reply is decoded by the call's done function into the caller's typed
+ * result.  Script calls go by EVALSHA and fall back to EVAL once if the
+ * store lost its script cache.
+ */
+struct bus_call;
+typedef void	 bus_done_fn(struct bus_call *, const redisReply *);
+
+struct bus_call {
+	bus_done_fn	*done;		/* NULL: nobody waits for the reply */
+	union {
+		bus_info_cb	*info;
+		bus_range_cb	*range;
+		bus_page_cb	*page;
+		bus_sent_cb	*sent;
+		bus_claim_cb	*claim;
+		bus_pos_cb	*pos;
+		bus_gen_cb	*gen;
+		bus_members_cb	*members;
+	}		 cb;
+	void		*arg;
+	char		*chat;		/* replies with envelopes: to open */
+	const char	*script;	/* NULL: not a script, or sent whole */
+	const char	*what;		/* for the log */
+	int		 argc;
+	int		 argsize;
+	char		**argv;
+	size_t		*argvlen;
+};
 
 static void
 bus_call_free(struct bus_call *call)
@@ -567,6 +572,7 @@ bus_call_free(struct bus_call *call)
 
 	for (i = 0; i < call->argc; i++)
 		free(call->argv[i]);
+	free(call->chat);
 	free(call->argv);
 	free(call->argvlen);
 	free(call);
@@ -597,18 +603,19 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 		wk.counters->store_errors++;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		log_warnx("store: %s", reply->str);
+		log_warnx("store: %s: %s", call->what, reply->str);
 	bus.pending--;
 	bus.cmd.heard = util_mono_ms();
-	if (call->cb != NULL)
-		call->cb(reply, call->arg);
+	if (call->done != NULL)
+		call->done(call, reply != NULL &&
+		    reply->type == REDIS_REPLY_ERROR ? NULL : reply);
 	bus_call_free(call);
 	if (bus.pending == 0)
 		worker_store_idle();
 }
 
 /* Append one argument to a command. */
-void
+static void
 bus_call_arg(struct bus_call *call, const char *s, size_t len)
 {
 	if (call->argc == call->argsize) {
@@ -625,8 +632,14 @@ bus_call_arg(struct bus_call *call, const char *s, size_t len)
 	call->argc++;
 }
 
+static void
+bus_call_str(struct bus_call *call, const char *s)
+{
+	bus_call_arg(call, s, strlen(s));
+}
+
 /* Append a formatted argument. */
-void
+static void __attribute__((__format__(__printf__, 2, 3)))
 bus_call_argf(struct bus_call *call, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -640,21 +653,29 @@ bus_call_argf(struct bus_call *call, const char *fmt, ...)
 	free(s);
 }
 
+static void
+bus_call_u64(struct bus_call *call, uint64_t v)
+{
+	bus_call_argf(call, "%llu", (unsigned long long)v);
+}
+
 /* Append the key racerd:{chat:CHAT}:SUFFIX. */
-void
+static void
 bus_call_key(struct bus_call *call, const char *chat, size_t len,
     const char *suffix)
 {
-	char	 key[BUS_KEY_MAX];
-	int	 n;
+	bus_call_argf(call, BUS_PREFIX "%.*s}:%s", (int)len, chat, suffix);
+}
 
-	n = snprintf(key, sizeof key, BUS_PREFIX "%.*s}:%s", (int)len, chat,
-	    suffix);
-	bus_call_arg(call, key, n);
+/* Append a chat's channel. */
+static void
+bus_call_channel(struct bus_call *call, const char *chat, size_t len)
+{
+	bus_call_argf(call, BUS_PREFIX "%.*s}", (int)len, chat);
 }
 
 /* Append a fresh random epoch (16 hex digits). */
-void
+static void
 bus_call_epoch(struct bus_call *call)
 {
 	uint8_t	 rnd[8];
@@ -666,11 +687,11 @@ bus_call_epoch(struct bus_call *call)
 }
 
 /*
- * Send a prepared command.  Returns 0 (the callback will run with the
- * reply, or NULL if the link breaks), or -1 if the store is down now (the
- * call is freed and the callback is not run).
+ * Send a prepared command.  Returns 0 (its done function will run with
+ * the reply, or NULL if the link breaks), or -1 if the store is down now
+ * (the call is freed and nothing is called back).
  */
-int
+static int
 bus_call_send(struct bus_call *call)
 {
 	if (bus.cmd.ac == NULL || !bus.cmd.up ||
@@ -690,158 +711,879 @@ bus_pending(void)
 	return (bus.pending);
 }
 
-/* A new command; cb (may be NULL) gets the reply. */
-struct bus_call *
-bus_call_new(bus_reply_cb *cb, void *arg)
+static struct bus_call *
+bus_call_new(const char *what, bus_done_fn *done, void *arg)
 {
 	struct bus_call	*call;
 
 	call = xcalloc(1, sizeof *call);
-	call->cb = cb;
+	call->what = what;
+	call->done = done;
 	call->arg = arg;
 	return (call);
 }
 
-/* A new call of a registered script; append numkeys, keys and args. */
-struct bus_call *
-bus_script_call(struct bus_script *sc, bus_reply_cb *cb, void *arg)
+/* A new call of a script; append the number of keys, keys and args. */
+static struct bus_call *
+bus_script_call(enum bus_script_id id, bus_done_fn *done, void *arg)
 {
 	struct bus_call	*call;
 
-	call = bus_call_new(cb, arg);
-	call->script = sc->body;
+	call = bus_call_new(bus_lua[id].name, done, arg);
+	call->script = bus_lua[id].body;
 	bus_call_arg(call, "EVALSHA", 7);
-	bus_call_arg(call, sc->sha, 40);
+	bus_call_arg(call, bus.sha[id], 40);
 	return (call);
 }
 
 /*
- * A chat's latest seq and epoch, creating the epoch if it has none.  The
- * reply is {seq, epoch}.  Returns 0, or -1 if the store is down (cb is
- * then not called).
+ * Reply decoding.  Each bus_decode_* function reads one reply shape of a
+ * script or command, checks every element it touches, and returns 0, or
+ * -1 if the reply is not of that shape (a store error, a foreign value, a
+ * truncated array).  Decoded strings point into the reply.
+ */
+static int
+bus_is(const redisReply *r, int type)
+{
+	return (r != NULL && r->type == type);
+}
+
+static int
+bus_u64(const redisReply *r, uint64_t *out)
+{
+	char	*end;
+
+	if (bus_is(r, REDIS_REPLY_INTEGER)) {
+		if (r->integer < 0)
+			return (-1);
+		*out = r->integer;
+		return (0);
+	}
+	if (!bus_is(r, REDIS_REPLY_STRING) || r->len == 0 ||
+	    r->str[0] < '0' || r->str[0] > '9')
+		return (-1);
+	errno = 0;
+	*out = strtoull(r->str, &end, 10);
+	return (errno != 0 || *end != '\0' ? -1 : 0);
+}
+
+/* An epoch: 1 to BUS_EPOCH_MAX bytes without spaces. */
+static int
+bus_epoch_ok(const char *s, size_t len)
+{
+	return (len > 0 && len <= BUS_EPOCH_MAX &&
+	    memchr(s, ' ', len) == NULL && memchr(s, '\0', len) == NULL);
+}
+
+/* info.lua: {latest, epoch}. */
+int
+bus_decode_info(const struct redisReply *r, struct bus_info *out)
+{
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements != 2 ||
+	    bus_u64(r->element[0], &out->latest) != 0 ||
+	    !bus_is(r->element[1], REDIS_REPLY_STRING) ||
+	    !bus_epoch_ok(r->element[1]->str, r->element[1]->len))
+		return (-1);
+	out->epoch = r->element[1]->str;
+	return (0);
+}
+
+/* publish.lua: {1, seq, epoch} or {0, seq, epoch, envelope or nil}. */
+int
+bus_decode_sent(const struct redisReply *r, struct bus_sent *out)
+{
+	const redisReply	*env;
+
+	memset(out, 0, sizeof *out);
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements < 3 ||
+	    !bus_is(r->element[0], REDIS_REPLY_INTEGER) ||
+	    bus_u64(r->element[1], &out->seq) != 0 || out->seq == 0)
+		return (-1);
+	if (r->element[0]->integer == 1)
+		return (0);
+	if (r->element[0]->integer != 0)
+		return (-1);
+	out->repeat = 1;
+	if (r->elements == 4 && bus_is(r->element[3], REDIS_REPLY_STRING)) {
+		env = r->element[3];
+		out->env = env->str;
+		out->len = env->len;
+	}
+	return (0);
+}
+
+/* One stream entry {"SEQ-0", {"m", envelope, "t", ms}}. */
+static int
+bus_decode_entry(const redisReply *e, struct bus_entry *out)
+{
+	const redisReply	*f;
+	char			*end;
+
+	if (!bus_is(e, REDIS_REPLY_ARRAY) || e->elements != 2 ||
+	    !bus_is(e->element[0], REDIS_REPLY_STRING))
+		return (-1);
+	errno = 0;
+	out->seq = strtoull(e->element[0]->str, &end, 10);
+	if (errno != 0 || out->seq == 0 || strcmp(end, "-0") != 0)
+		return (-1);
+	f = e->element[1];
+	if (!bus_is(f, REDIS_REPLY_ARRAY) || f->elements < 2 ||
+	    !bus_is(f->element[1], REDIS_REPLY_STRING))
+		return (-1);
+	out->env = f->element[1]->str;
+	out->len = f->element[1]->len;
+	return (0);
+}
+
+/*
+ * XRANGE of a chat's log: entries in *out (the caller frees it; never
+ * NULL on success), their number in *n.
  */
 int
-bus_room_info(const char *chat, size_t len, bus_reply_cb *cb, void *arg)
+bus_decode_range(const struct redisReply *r, struct bus_entry **out,
+    size_t *n)
 {
-	struct bus_call	*call;
+	size_t	 i;
 
-	call = bus_script_call(&bus.info, cb, arg);
+	*out = NULL;
+	*n = 0;
+	if (!bus_is(r, REDIS_REPLY_ARRAY))
+		return (-1);
+	*out = xreallocarray(NULL, r->elements + 1, sizeof **out);
+	for (i = 0; i < r->elements; i++) {
+		if (bus_decode_entry(r->element[i], &(*out)[i]) != 0) {
+			free(*out);
+			*out = NULL;
+			return (-1);
+		}
+	}
+	*n = r->elements;
+	return (0);
+}
+
+/*
+ * history.lua: {latest, epoch or nil, seq1, envelope1, ...}.  The caller
+ * frees out->entries.
+ */
+int
+bus_decode_page(const struct redisReply *r, struct bus_page *out)
+{
+	const redisReply	*ep;
+	struct bus_entry	*e;
+	size_t			 i;
+
+	memset(out, 0, sizeof *out);
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements < 2 ||
+	    r->elements % 2 != 0 || bus_u64(r->element[0], &out->latest) != 0)
+		return (-1);
+	ep = r->element[1];
+	if (bus_is(ep, REDIS_REPLY_STRING)) {
+		if (!bus_epoch_ok(ep->str, ep->len))
+			return (-1);
+		out->epoch = ep->str;
+	} else if (!bus_is(ep, REDIS_REPLY_NIL))
+		return (-1);
+	out->entries = xreallocarray(NULL, r->elements / 2, sizeof *e);
+	for (i = 2; i < r->elements; i += 2) {
+		e = &out->entries[out->n];
+		if (bus_u64(r->element[i], &e->seq) != 0 || e->seq == 0 ||
+		    !bus_is(r->element[i + 1], REDIS_REPLY_STRING)) {
+			free(out->entries);
+			out->entries = NULL;
+			return (-1);
+		}
+		e->env = r->element[i + 1]->str;
+		e->len = r->element[i + 1]->len;
+		out->n++;
+	}
+	return (0);
+}
+
+/*
+ * claim.lua: nil (unknown or expired), "user" (another user's), or
+ * {user, epoch, last, state, generation}.
+ */
+int
+bus_decode_claim(const struct redisReply *r, struct bus_claim *out)
+{
+	uint64_t	 last;
+
+	memset(out, 0, sizeof *out);
+	if (bus_is(r, REDIS_REPLY_NIL)) {
+		out->result = BUS_CLAIM_UNKNOWN;
+		return (0);
+	}
+	if (bus_is(r, REDIS_REPLY_STRING) && strcmp(r->str, "user") == 0) {
+		out->result = BUS_CLAIM_FOREIGN;
+		return (0);
+	}
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements != 5 ||
+	    !bus_is(r->element[0], REDIS_REPLY_STRING) ||
+	    !bus_is(r->element[1], REDIS_REPLY_STRING) ||
+	    !bus_epoch_ok(r->element[1]->str, r->element[1]->len) ||
+	    bus_u64(r->element[4], &out->gen) != 0 || out->gen == 0)
+		return (-1);
+	out->result = BUS_CLAIM_OK;
+	out->user = r->element[0]->str;
+	out->epoch = r->element[1]->str;
+	out->last = -1;
+	if (bus_u64(r->element[2], &last) == 0)
+		out->last = last;
+	return (0);
+}
+
+/*
+ * attach.lua: the position "EPOCH SEQ" the user left at, or nil.  Returns
+ * 1 with *out filled, 0 for none, -1 for a bad reply.
+ */
+int
+bus_decode_pos(const struct redisReply *r, struct bus_pos *out)
+{
+	const char	*sp;
+	char		*end;
+	size_t		 elen;
+
+	if (bus_is(r, REDIS_REPLY_NIL))
+		return (0);
+	if (!bus_is(r, REDIS_REPLY_STRING) ||
+	    (sp = memchr(r->str, ' ', r->len)) == NULL)
+		return (-1);
+	elen = sp - r->str;
+	if (!bus_epoch_ok(r->str, elen) || sp[1] < '0' || sp[1] > '9')
+		return (-1);
+	errno = 0;
+	out->seq = strtoull(sp + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return (-1);
+	memcpy(out->epoch, r->str, elen);
+	out->epoch[elen] = '\0';
+	return (1);
+}
+
+static int
+bus_cmp_member(const void *a, const void *b)
+{
+	const struct bus_member	*ma = a, *mb = b;
+
+	return (strcmp(ma->user, mb->user));
+}
+
+/*
+ * HGETALL of a chat's :who hash, {token, "STATE USER", ...}: one member
+ * per user, sorted, connected if any of its sessions is.  The caller
+ * frees *out (never NULL on success).
+ */
+int
+bus_decode_members(const struct redisReply *r, struct bus_member **out,
+    size_t *n)
+{
+	struct bus_member	*m;
+	const redisReply	*v;
+	const char		*sp;
+	size_t			 i, j;
+
+	*out = NULL;
+	*n = 0;
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements % 2 != 0)
+		return (-1);
+	m = xreallocarray(NULL, r->elements / 2 + 1, sizeof *m);
+	for (i = 1; i < r->elements; i += 2) {
+		v = r->element[i];
+		if (!bus_is(v, REDIS_REPLY_STRING) ||
+		    (sp = strchr(v->str, ' ')) == NULL || sp[1] == '\0')
+			continue;	/* not ours: skip, serve the rest */
+		m[*n].user = sp + 1;
+		m[*n].connected = (sp - v->str == 9 &&
+		    strncmp(v->str, "connected", 9) == 0);
+		(*n)++;
+	}
+	qsort(m, *n, sizeof *m, bus_cmp_member);
+	for (i = 0, j = 0; i < *n; i++) {
+		if (j > 0 && strcmp(m[j - 1].user, m[i].user) == 0)
+			m[j - 1].connected |= m[i].connected;
+		else
+			m[j++] = m[i];
+	}
+	*n = j;
+	*out = m;
+	return (0);
+}
+
+/* HGET of a session's generation: *gen, 0 if the session is gone. */
+int
+bus_decode_gen(const struct redisReply *r, uint64_t *gen)
+{
+	*gen = 0;
+	if (bus_is(r, REDIS_REPLY_NIL))
+		return (0);
+	return (bus_u64(r, gen));
+}
+
+/*
+ * One message on a chat's channel: "EPOCH SEQ ENVELOPE" (a message),
+ * "! JSON" (a frame for every member: presence) or "K TOKEN GEN" (the
+ * session TOKEN was claimed for the GENth time).  Returns 0 or -1.
+ */
+int
+bus_decode_event(const char *msg, size_t len, struct bus_event *ev)
+{
+	const char	*sp1, *sp2;
+	char		 num[24], *end;
+	size_t		 n;
+
+	memset(ev, 0, sizeof *ev);
+	if (len > 2 && msg[0] == '!' && msg[1] == ' ') {
+		ev->type = BUS_EVENT_FRAME;
+		ev->json = msg + 2;
+		ev->jlen = len - 2;
+		return (0);
+	}
+	if ((sp1 = memchr(msg, ' ', len)) == NULL ||
+	    (sp2 = memchr(sp1 + 1, ' ', len - (sp1 + 1 - msg))) == NULL)
+		return (-1);
+	n = len - (sp2 + 1 - msg);
+	if (sp1 - msg == 1 && msg[0] == 'K') {
+		if (sp2 - (sp1 + 1) != CONN_TOKEN_LEN || n == 0 ||
+		    n >= sizeof num)
+			return (-1);
+		ev->type = BUS_EVENT_CLAIM;
+		memcpy(ev->token, sp1 + 1, CONN_TOKEN_LEN);
+		ev->token[CONN_TOKEN_LEN] = '\0';
+		memcpy(num, sp2 + 1, n);
+		num[n] = '\0';
+		if (num[0] < '0' || num[0] > '9')
+			return (-1);
+		errno = 0;
+		ev->gen = strtoull(num, &end, 10);
+		return (errno != 0 || *end != '\0' || ev->gen == 0 ? -1 : 0);
+	}
+	ev->type = BUS_EVENT_MESSAGE;
+	ev->epoch = msg;
+	ev->elen = sp1 - msg;
+	if (!bus_epoch_ok(ev->epoch, ev->elen) ||
+	    (size_t)(sp2 - (sp1 + 1)) >= sizeof num || sp1[1] < '0' ||
+	    sp1[1] > '9')
+		return (-1);
+	memcpy(num, sp1 + 1, sp2 - (sp1 + 1));
+	num[sp2 - (sp1 + 1)] = '\0';
+	errno = 0;
+	ev->seq = strtoull(num, &end, 10);
+	if (errno != 0 || *end != '\0' || ev->seq == 0)
+		return (-1);
+	ev->json = sp2 + 1;
+	ev->jlen = n;
+	return (0);
+}
+
+/*
+ * Open a sealed envelope of chat (seal.c) for delivery: *env and *len are
+ * replaced by the plain one, which the caller frees (NULL returned when
+ * the envelope was not sealed).  One that does not open is delivered as
+ * such, and counted.
+ */
+static char *
+bus_open(const char *chat, size_t chat_len, const char **env, size_t *len)
+{
+	char	*out;
+	size_t	 outlen;
+	int	 rc;
+
+	if (!seal_enabled() && memchr(*env, '\001', *len) == NULL)
+		return (NULL);
+	rc = seal_open_env(chat, chat_len, *env, *len, &out, &outlen);
+	if (rc == 0)
+		return (NULL);
+	if (rc == -1) {
+		wk.counters->sealed_unreadable++;
+		log_debug("chat %.*s: a sealed body does not open",
+		    (int)chat_len, chat);
+	}
+	*env = out;
+	*len = outlen;
+	return (out);
+}
+
+/* Open n entries in place; returns what to free (bus_open_free). */
+static char **
+bus_open_entries(const char *chat, struct bus_entry *e, size_t n)
+{
+	char	**opened;
+	size_t	  i;
+
+	if (chat == NULL)
+		return (NULL);
+	opened = xcalloc(n + 1, sizeof *opened);
+	for (i = 0; i < n; i++)
+		opened[i] = bus_open(chat, strlen(chat), &e[i].env, &e[i].len);
+	return (opened);
+}
+
+static void
+bus_open_free(char **opened, size_t n)
+{
+	size_t	 i;
+
+	if (opened == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(opened[i]);
+	free(opened);
+}
+
+/*
+ * Done functions: decode the reply and call the caller back, with NULL
+ * when the store failed or answered something else.
+ */
+static void
+bus_done_info(struct bus_call *call, const redisReply *r)
+{
+	struct bus_info	 info;
+
+	call->cb.info(bus_decode_info(r, &info) == 0 ? &info : NULL,
+	    call->arg);
+}
+
+static void
+bus_done_sent(struct bus_call *call, const redisReply *r)
+{
+	struct bus_sent	 sent;
+	char		*opened = NULL;
+
+	if (bus_decode_sent(r, &sent) != 0) {
+		call->cb.sent(NULL, call->arg);
+		return;
+	}
+	if (sent.env != NULL && call->chat != NULL)
+		opened = bus_open(call->chat, strlen(call->chat), &sent.env,
+		    &sent.len);
+	call->cb.sent(&sent, call->arg);
+	free(opened);
+}
+
+static void
+bus_done_range(struct bus_call *call, const redisReply *r)
+{
+	struct bus_entry	*e;
+	char			**opened = NULL;
+	size_t			 n;
+
+	if (bus_decode_range(r, &e, &n) == 0)
+		opened = bus_open_entries(call->chat, e, n);
+	call->cb.range(e, n, call->arg);
+	bus_open_free(opened, n);
+	free(e);
+}
+
+static void
+bus_done_page(struct bus_call *call, const redisReply *r)
+{
+	struct bus_page	 page;
+	char		**opened;
+
+	if (bus_decode_page(r, &page) != 0) {
+		call->cb.page(NULL, call->arg);
+		return;
+	}
+	opened = bus_open_entries(call->chat, page.entries, page.n);
+	call->cb.page(&page, call->arg);
+	bus_open_free(opened, page.n);
+	free(page.entries);
+}
+
+static void
+bus_done_claim(struct bus_call *call, const redisReply *r)
+{
+	struct bus_claim	 claim;
+
+	call->cb.claim(bus_decode_claim(r, &claim) == 0 ? &claim : NULL,
+	    call->arg);
+}
+
+static void
+bus_done_pos(struct bus_call *call, const redisReply *r)
+{
+	struct bus_pos	 pos;
+	int		 rc;
+
+	rc = bus_decode_pos(r, &pos);
+	if (rc == -1 && r != NULL)
+		log_warnx("store: a stored position is malformed; ignored");
+	call->cb.pos(r != NULL, rc == 1 ? &pos : NULL, call->arg);
+}
+
+static void
+bus_done_gen(struct bus_call *call, const redisReply *r)
+{
+	uint64_t	 gen;
+
+	call->cb.gen(bus_decode_gen(r, &gen) == 0 ? (int64_t)gen : -1,
+	    call->arg);
+}
+
+static void
+bus_done_members(struct bus_call *call, const redisReply *r)
+{
+	struct bus_member	*m;
+	size_t			 n;
+
+	bus_decode_members(r, &m, &n);
+	call->cb.members(m, n, call->arg);
+	free(m);
+}
+
+/* A sweep that looked at a whole batch goes on: churn never outruns it. */
+static void
+bus_done_expired(__unused struct bus_call *call, const redisReply *r)
+{
+	uint64_t	 ended, seen;
+
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements != 2 ||
+	    bus_u64(r->element[0], &ended) != 0 ||
+	    bus_u64(r->element[1], &seen) != 0)
+		return;
+	if (ended > 0)
+		log_debug("ended %llu session(s) past their window",
+		    (unsigned long long)ended);
+	if (seen >= BUS_EXPIRE_BATCH && !bus.closing)
+		bus_expire(bus.expire_window, bus.expire_pos_ttl);
+}
+
+/* Append the keys seq, epoch and log of a chat. */
+static void
+bus_call_chat_keys(struct bus_call *call, const char *chat, size_t len)
+{
 	bus_call_arg(call, "3", 1);
 	bus_call_key(call, chat, len, "seq");
 	bus_call_key(call, chat, len, "epoch");
 	bus_call_key(call, chat, len, "log");
+}
+
+/*
+ * A chat's latest seq and epoch, creating the epoch if it has none.
+ * Returns 0 (cb gets the answer, NULL on failure), or -1 if the store is
+ * down (cb is not called).
+ */
+int
+bus_room_info(const char *chat, size_t len, bus_info_cb *cb, void *arg)
+{
+	struct bus_call	*call;
+
+	call = bus_script_call(BUS_INFO, bus_done_info, arg);
+	call->cb.info = cb;
+	bus_call_chat_keys(call, chat, len);
 	bus_call_epoch(call);
+	bus_call_u64(call, wk.cfg->history_ttl > 0 ?
+	    (uint64_t)wk.cfg->history_ttl * 1000 : BUS_EMPTY_TTL_MS);
 	return (bus_call_send(call));
 }
 
 /*
  * Publish a message: the envelope is head + seq + tail.  With a non-empty
  * id the send is idempotent per (user, id) for dedup-window seconds.
- * Returns 0 (cb will be called with the reply, or NULL if the store went
- * away), or -1 if the store is down now (cb is not called).
+ * Returns 0 (cb gets the outcome, NULL on failure), or -1 if the store is
+ * down now (cb is not called).
  */
 int
 bus_publish(const char *chat, size_t len, const char *head, const char *tail,
-    const char *user, const char *id, bus_reply_cb *cb, void *arg)
+    const char *user, const char *id, bus_sent_cb *cb, void *arg)
 {
 	struct bus_call	*call;
-	char		 num[32], dedup[2 * 64 + 8];
-	int		 n;
+	char		*dedup, *sealed;
 
-	call = bus_script_call(&bus.publish, cb, arg);
-	bus_call_arg(call, *id != '\0' ? "4" : "3", 1);
+	call = bus_script_call(BUS_PUBLISH, bus_done_sent, arg);
+	call->cb.sent = cb;
+	call->chat = xstrndup(chat, len);
+	bus_call_str(call, *id != '\0' ? "4" : "3");
 	bus_call_key(call, chat, len, "seq");
 	bus_call_key(call, chat, len, "epoch");
 	bus_call_key(call, chat, len, "log");
 	if (*id != '\0') {
-		snprintf(dedup, sizeof dedup, "id:%s:%s", user, id);
+		/* The user's length keeps (a, b:c) apart from (a:b, c). */
+		xasprintf(&dedup, "id:%zu:%s:%s", strlen(user), user, id);
 		bus_call_key(call, chat, len, dedup);
+		free(dedup);
 	}
-	bus_call_arg(call, head, strlen(head));
-	bus_call_arg(call, tail, strlen(tail));
+	bus_call_str(call, head);
+	if (seal_enabled()) {
+		/* The store never holds a plaintext body. */
+		sealed = seal_tail(call->chat, tail);
+		bus_call_str(call, sealed != NULL ? sealed : tail);
+		free(sealed);
+	} else
+		bus_call_str(call, tail);
 	bus_call_epoch(call);
-	n = snprintf(num, sizeof num, "%d", wk.cfg->history_size);
-	bus_call_arg(call, num, n);
-	n = snprintf(num, sizeof num, "%d", wk.cfg->dedup_window);
-	bus_call_arg(call, num, n);
-	bus_channel(dedup, sizeof dedup, chat, len);
-	bus_call_arg(call, dedup, strlen(dedup));
-	bus_call_argf(call, "%llu", (unsigned long long)util_now_ms());
-	bus_call_argf(call, "%llu", (unsigned long long)wk.cfg->history_ttl *
-	    1000);
+	bus_call_u64(call, wk.cfg->history_size);
+	bus_call_u64(call, wk.cfg->dedup_window);
+	bus_call_channel(call, chat, len);
+	bus_call_u64(call, util_now_ms());
+	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
 	return (bus_call_send(call));
-}
-
-static void
-bus_on_reply(__unused redisAsyncContext *ac, void *r, void *arg)
-{
-	struct bus_call	*call = arg;
-
-	bus.pending--;
-	bus.cmd.heard = util_mono_ms();
-	call->cb(r, call->arg);
-	bus_call_free(call);
-	if (bus.pending == 0)
-		worker_store_idle();
 }
 
 /*
  * Read history entries with seq from..to (to 0: up to the latest), at
- * most count (0: BUS_RANGE_COUNT).  Returns 0, or -1 if the store is down.
+ * most count (0: BUS_RANGE_COUNT).  Returns 0 (cb gets the entries, NULL
+ * on failure), or -1 if the store is down.
  */
 int
 bus_range(const char *chat, size_t len, uint64_t from, uint64_t to, int count,
-    bus_reply_cb *cb, void *arg)
+    bus_range_cb *cb, void *arg)
 {
 	struct bus_call	*call;
-	char		 key[BUS_KEY_MAX], end[32];
 
-	if (bus.cmd.ac == NULL || !bus.cmd.up)
-		return (-1);
-	snprintf(key, sizeof key, BUS_PREFIX "%.*s}:log", (int)len, chat);
+	call = bus_call_new("XRANGE", bus_done_range, arg);
+	call->cb.range = cb;
+	call->chat = xstrndup(chat, len);
+	bus_call_str(call, "XRANGE");
+	bus_call_key(call, chat, len, "log");
+	bus_call_argf(call, "%llu-0", (unsigned long long)from);
 	if (to == 0)
-		snprintf(end, sizeof end, "+");
+		bus_call_str(call, "+");
 	else
-		snprintf(end, sizeof end, "%llu-0", (unsigned long long)to);
-	call = xcalloc(1, sizeof *call);
-	call->cb = cb;
-	call->arg = arg;
-	if (redisAsyncCommand(bus.cmd.ac, bus_on_reply, call,
-	    "XRANGE %s %llu-0 %s COUNT %d", key, (unsigned long long)from,
-	    end, count > 0 ? count : BUS_RANGE_COUNT) != REDIS_OK) {
-		free(call);
-		return (-1);
-	}
-	bus.pending++;
-	return (0);
+		bus_call_argf(call, "%llu-0", (unsigned long long)to);
+	bus_call_str(call, "COUNT");
+	bus_call_u64(call, count > 0 ? count : BUS_RANGE_COUNT);
+	return (bus_call_send(call));
 }
 
 /*
  * A page of history: seq > since, and with before != 0 the newest limit
- * entries with seq < before.  The reply is {latest, epoch or nil, seq1,
- * envelope1, ...}, oldest first.  Returns 0, or -1 if the store is down.
+ * entries with seq < before, oldest first.  Returns 0 (cb gets the page,
+ * NULL on failure), or -1 if the store is down.
  */
 int
 bus_history(const char *chat, size_t len, uint64_t since, uint64_t before,
-    int limit, bus_reply_cb *cb, void *arg)
+    int limit, bus_page_cb *cb, void *arg)
 {
 	struct bus_call	*call;
-	char		 num[32];
-	int		 n;
 
-	call = bus_script_call(&bus.history, cb, arg);
-	bus_call_arg(call, "3", 1);
-	bus_call_key(call, chat, len, "seq");
-	bus_call_key(call, chat, len, "epoch");
-	bus_call_key(call, chat, len, "log");
-	n = snprintf(num, sizeof num, "%llu", (unsigned long long)since);
-	bus_call_arg(call, num, n);
-	n = snprintf(num, sizeof num, "%llu", (unsigned long long)before);
-	bus_call_arg(call, num, n);
-	n = snprintf(num, sizeof num, "%d", limit);
-	bus_call_arg(call, num, n);
-	bus_call_argf(call, "%llu", (unsigned long long)util_now_ms());
-	bus_call_argf(call, "%llu", (unsigned long long)wk.cfg->history_ttl *
-	    1000);
+	call = bus_script_call(BUS_HISTORY, bus_done_page, arg);
+	call->cb.page = cb;
+	call->chat = xstrndup(chat, len);
+	bus_call_chat_keys(call, chat, len);
+	bus_call_u64(call, since);
+	bus_call_u64(call, before);
+	bus_call_u64(call, limit);
+	bus_call_u64(call, util_now_ms());
+	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
+	return (bus_call_send(call));
+}
+
+/*
+ * Members of a chat, connected or away, on every host.  Returns 0 (cb
+ * gets them, NULL on failure), or -1 if the store is down.
+ */
+int
+bus_presence(const char *chat, size_t len, bus_members_cb *cb, void *arg)
+{
+	struct bus_call	*call;
+
+	call = bus_call_new("HGETALL", bus_done_members, arg);
+	call->cb.members = cb;
+	bus_call_str(call, "HGETALL");
+	bus_call_key(call, chat, len, "who");
+	return (bus_call_send(call));
+}
+
+/*
+ * Sessions.  A session's record is racerd:{chat:ID}:sess:TOKEN (user,
+ * owner, epoch, last, state, gen); :who maps its token to "STATE USER"
+ * for presence; :pos:USER keeps "EPOCH SEQ" after the session ended; the
+ * sorted set racerd:due holds "CHAT TOKEN" by deadline.
+ */
+static void
+bus_call_sess_key(struct bus_call *call, const struct bus_session *s)
+{
+	bus_call_argf(call, BUS_PREFIX "%s}:sess:%s", s->chat, s->token);
+}
+
+static void
+bus_call_pos_key(struct bus_call *call, const struct bus_session *s)
+{
+	bus_call_argf(call, BUS_PREFIX "%s}:pos:%s", s->chat, s->user);
+}
+
+static void
+bus_call_member(struct bus_call *call, const char *chat, const char *token)
+{
+	bus_call_argf(call, "%s %s", chat, token);
+}
+
+/*
+ * Record the session of a plain join (a lease until deadline) and fetch
+ * the position the user left at.  Returns 0 (cb gets whether the store
+ * answered and the position or NULL), or -1 if the store is down.
+ */
+int
+bus_attach(const struct bus_session *s, const char *epoch, uint64_t last,
+    uint64_t deadline, bus_pos_cb *cb, void *arg)
+{
+	struct bus_call	*call;
+
+	call = bus_script_call(BUS_ATTACH, bus_done_pos, arg);
+	call->cb.pos = cb;
+	bus_call_str(call, "4");
+	bus_call_sess_key(call, s);
+	bus_call_pos_key(call, s);
+	bus_call_str(call, BUS_DUE);
+	bus_call_key(call, s->chat, strlen(s->chat), "who");
+	bus_call_str(call, s->user);
+	bus_call_str(call, s->owner);
+	bus_call_str(call, epoch);
+	bus_call_u64(call, last);
+	bus_call_u64(call, deadline);
+	bus_call_member(call, s->chat, s->token);
+	bus_call_channel(call, s->chat, strlen(s->chat));
+	bus_call_str(call, s->token);
+	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
+	return (bus_call_send(call));
+}
+
+/*
+ * Claim a session for a resume (s->user "" for any user).  Returns 0 (cb
+ * gets the claim, NULL on failure), or -1 if the store is down.
+ */
+int
+bus_claim(const struct bus_session *s, uint64_t deadline, bus_claim_cb *cb,
+    void *arg)
+{
+	struct bus_call	*call;
+
+	call = bus_script_call(BUS_CLAIM, bus_done_claim, arg);
+	call->cb.claim = cb;
+	bus_call_str(call, "3");
+	bus_call_sess_key(call, s);
+	bus_call_str(call, BUS_DUE);
+	bus_call_key(call, s->chat, strlen(s->chat), "who");
+	bus_call_str(call, s->owner);
+	bus_call_u64(call, deadline);
+	bus_call_member(call, s->chat, s->token);
+	bus_call_channel(call, s->chat, strlen(s->chat));
+	bus_call_str(call, s->token);
+	bus_call_str(call, s->user);
+	bus_call_u64(call, util_now_ms());
+	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
+	return (bus_call_send(call));
+}
+
+/*
+ * A connection dropped: its session is away and resumable until deadline.
+ * Returns 0, or -1 if the store is down.
+ */
+int
+bus_detach(const struct bus_session *s, uint64_t last, uint64_t deadline)
+{
+	struct bus_call	*call;
+
+	call = bus_script_call(BUS_DETACH, NULL, NULL);
+	bus_call_str(call, "3");
+	bus_call_sess_key(call, s);
+	bus_call_str(call, BUS_DUE);
+	bus_call_key(call, s->chat, strlen(s->chat), "who");
+	bus_call_str(call, s->owner);
+	bus_call_u64(call, last);
+	bus_call_u64(call, deadline);
+	bus_call_member(call, s->chat, s->token);
+	bus_call_channel(call, s->chat, strlen(s->chat));
+	bus_call_str(call, s->user);
+	bus_call_str(call, s->token);
+	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
+	return (bus_call_send(call));
+}
+
+/*
+ * The client closed: end the session now and keep the user's position
+ * for pos_ttl seconds.  Returns 0, or -1 if the store is down.
+ */
+int
+bus_end(const struct bus_session *s, uint64_t last, int pos_ttl)
+{
+	struct bus_call	*call;
+
+	call = bus_script_call(BUS_END, NULL, NULL);
+	bus_call_str(call, "4");
+	bus_call_sess_key(call, s);
+	bus_call_str(call, BUS_DUE);
+	bus_call_pos_key(call, s);
+	bus_call_key(call, s->chat, strlen(s->chat), "who");
+	bus_call_str(call, s->owner);
+	bus_call_member(call, s->chat, s->token);
+	bus_call_u64(call, last);
+	bus_call_u64(call, pos_ttl);
+	bus_call_channel(call, s->chat, strlen(s->chat));
+	bus_call_str(call, s->user);
+	bus_call_str(call, s->token);
+	bus_call_u64(call, wk.cfg->presence_events_max);
+	return (bus_call_send(call));
+}
+
+/*
+ * End what is due: lapsed leases turn away (resumable for window ms),
+ * away sessions past their window end, keeping positions pos_ttl seconds.
+ * Returns 0, or -1 if the store is down.
+ */
+int
+bus_expire(uint64_t window, int pos_ttl)
+{
+	struct bus_call	*call;
+
+	bus.expire_window = window;
+	bus.expire_pos_ttl = pos_ttl;
+	call = bus_script_call(BUS_EXPIRE, bus_done_expired, NULL);
+	bus_call_str(call, "1");
+	bus_call_str(call, BUS_DUE);
+	bus_call_u64(call, util_now_ms());
+	bus_call_u64(call, window);
+	bus_call_u64(call, pos_ttl);
+	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, BUS_EXPIRE_BATCH);
+	bus_call_u64(call, wk.cfg->presence_events_max);
+	return (bus_call_send(call));
+}
+
+/*
+ * Renew the leases of n sessions until deadline, recording their
+ * positions.  Returns 0, or -1 if the store is down.
+ */
+int
+bus_renew(const struct bus_lease *l, size_t n, uint64_t deadline)
+{
+	struct bus_call	*call;
+	size_t		 i;
+
+	if (n == 0)
+		return (0);
+	call = bus_script_call(BUS_RENEW, NULL, NULL);
+	bus_call_str(call, "1");
+	bus_call_str(call, BUS_DUE);
+	bus_call_u64(call, deadline);
+	bus_call_u64(call, BUS_SLACK_MS);
+	for (i = 0; i < n; i++) {
+		bus_call_member(call, l[i].chat, l[i].token);
+		bus_call_str(call, l[i].owner);
+		bus_call_u64(call, l[i].last);
+	}
+	return (bus_call_send(call));
+}
+
+/*
+ * The generation of a session (how often it was claimed).  Returns 0 (cb
+ * gets it, 0 if the session is gone, -1 on failure), or -1 if the store is
+ * down.
+ */
+int
+bus_generation(const char *chat, const char *token, bus_gen_cb *cb,
+    void *arg)
+{
+	struct bus_call	*call;
+
+	call = bus_call_new("HGET", bus_done_gen, arg);
+	call->cb.gen = cb;
+	bus_call_str(call, "HGET");
+	bus_call_argf(call, BUS_PREFIX "%s}:sess:%s", chat, token);
+	bus_call_str(call, "gen");
 	return (bus_call_send(call));
 }

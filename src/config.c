@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "racerd.h"
@@ -45,7 +46,8 @@
 #define CONFIG_BAD_LISTEN \
 	"is not HOST:PORT or [IPV6]:PORT with a port from 0 to 65535"
 #define CONFIG_BAD_REDIS \
-	"is not embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]"
+	"is not embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or " \
+	"unix:/PATH[?db=N]"
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -56,6 +58,9 @@ static const char	*config_check_instance(const char *);
 static const char	*config_check_path(const char *);
 static const char	*config_check_redis(const char *);
 static const char	*config_check_origins(const char *);
+static const char	*config_check_memory(const char *);
+static const char	*config_check_auth(const char *);
+static const char	*config_check_protocols(const char *);
 static void		 config_parse_error(struct config_parse *,
 			     const char *, ...)
 			     __attribute__((__format__(__printf__, 2, 3)));
@@ -64,8 +69,23 @@ static void		 config_parse_error(struct config_parse *,
 static const char *config_levels[] = { "error", "warn", "info", "debug" };
 
 const struct config_option config_table[] = {
-	{ "listen", CONFIG_STRING, 1, 261, "127.0.0.1:8080", OFF(listen),
-	  "address and port that clients connect to", config_check_listen },
+	{ "listen", CONFIG_STRING, 0, 261, "127.0.0.1:8080", OFF(listen),
+	  "address and port of plain HTTP and WebSocket; empty: none",
+	  config_check_listen },
+	{ "tls-listen", CONFIG_STRING, 0, 261, "", OFF(tls_listen),
+	  "address and port of HTTPS and secure WebSocket; empty: none",
+	  config_check_listen },
+	{ "tls-certificate", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(tls_certificate),
+	  "PEM file: the server's certificate, then its chain",
+	  config_check_path },
+	{ "tls-key", CONFIG_STRING, 0, PATH_MAX - 1, "", OFF(tls_key),
+	  "PEM file: the private key of tls-certificate", config_check_path },
+	{ "tls-ciphers", CONFIG_STRING, 0, 1024, "", OFF(tls_ciphers),
+	  "OpenSSL cipher list for TLS 1.2; empty: OpenSSL's defaults", NULL },
+	{ "tls-protocols", CONFIG_STRING, 1, 64, "TLSv1.2 TLSv1.3",
+	  OFF(tls_protocols), "TLS versions offered: TLSv1.2, TLSv1.3",
+	  config_check_protocols },
 	{ "workers", CONFIG_INT, 0, CONFIG_WORKERS_MAX, "0", OFF(workers),
 	  "worker processes; 0 is one per CPU", NULL },
 	{ "instance", CONFIG_STRING, 1, 32, "racerd", OFF(instance),
@@ -88,8 +108,12 @@ const struct config_option config_table[] = {
 	{ "max-chats", CONFIG_INT, 1, 16777216, "65536", OFF(max_chats),
 	  "chats the registry holds at once", NULL },
 	{ "redis", CONFIG_STRING, 1, PATH_MAX - 1, "embedded", OFF(redis),
-	  "the store: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]",
+	  "the store: embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
+	  "or unix:/PATH[?db=N]",
 	  config_check_redis },
+	{ "store-max-memory", CONFIG_STRING, 0, 32, "", OFF(store_max_memory),
+	  "memory the embedded store may use (bytes, or with kb, mb, gb); "
+	  "empty: a quarter of RAM", config_check_memory },
 	{ "max-connections", CONFIG_INT, 0, 16777216, "0",
 	  OFF(max_connections),
 	  "WebSocket connections on this host at once; 0: no limit", NULL },
@@ -127,10 +151,30 @@ const struct config_option config_table[] = {
 	  "seconds a message id is remembered for idempotent sends", NULL },
 	{ "recovery-max", CONFIG_INT, 1, 1000000, "1000", OFF(recovery_max),
 	  "most missed messages replayed on a resume", NULL },
+	{ "presence-events-max", CONFIG_INT, 0, 16777216, "1000",
+	  OFF(presence_events_max),
+	  "members a chat may have for presence events to be sent; 0: any",
+	  NULL },
 	{ "session-lease", CONFIG_INT, 3, 3600, "30", OFF(session_lease),
 	  "seconds a connected session outlives its host's silence", NULL },
 	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),
 	  "seconds a dropped client's session stays resumable", NULL },
+	{ "auth", CONFIG_STRING, 1, 16, "none", OFF(auth),
+	  "none, or token: joins and reads need a signed token",
+	  config_check_auth },
+	{ "auth-hmac-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(auth_hmac_key_file),
+	  "file of \"KID BASE64KEY\" lines: HS256 token keys; empty: none",
+	  config_check_path },
+	{ "auth-ed25519-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(auth_ed25519_key_file),
+	  "file of \"KID BASE64KEY\" lines: EdDSA public keys; empty: none",
+	  config_check_path },
+	{ "storage-key-file", CONFIG_STRING, 0, PATH_MAX - 1, "",
+	  OFF(storage_key_file),
+	  "file of \"KID BASE64KEY\" lines: 32-byte keys sealing message "
+	  "bodies in the store, the first seals; empty: bodies in clear",
+	  config_check_path },
 };
 const size_t config_table_size = nitems(config_table);
 
@@ -289,6 +333,21 @@ config_check_path(const char *s)
 
 /* Origins: http(s)://HOST[:PORT] words separated by blanks, or "*". */
 static const char *
+config_check_memory(const char *s)
+{
+	size_t	 n = strspn(s, "0123456789");
+
+	if (*s == '\0')
+		return (NULL);
+	if (n == 0 || (s[n] != '\0' && strcasecmp(s + n, "kb") != 0 &&
+	    strcasecmp(s + n, "mb") != 0 && strcasecmp(s + n, "gb") != 0))
+		return ("is not a size in bytes (optionally with kb, mb or gb)");
+	if (strspn(s, "0") == n)
+		return ("must be more than 0");
+	return (NULL);
+}
+
+static const char *
 config_check_origins(const char *s)
 {
 	const char	*p, *h, *end;
@@ -312,6 +371,36 @@ config_check_origins(const char *s)
 	return (NULL);
 }
 
+/* auth: none or token. */
+static const char *
+config_check_auth(const char *s)
+{
+	if (strcmp(s, "none") != 0 && strcmp(s, "token") != 0)
+		return ("is not none or token");
+	return (NULL);
+}
+
+/* tls-protocols: TLSv1.2 and TLSv1.3, one or both. */
+static const char *
+config_check_protocols(const char *s)
+{
+	const char	*end;
+	size_t		 n, words = 0;
+
+	for (; *s != '\0'; s = end) {
+		s += strspn(s, " \t,");
+		if (*s == '\0')
+			break;
+		end = s + strcspn(s, " \t,");
+		n = end - s;
+		if (n != 7 || (strncmp(s, "TLSv1.2", n) != 0 &&
+		    strncmp(s, "TLSv1.3", n) != 0))
+			return ("is not TLSv1.2, TLSv1.3 or both");
+		words++;
+	}
+	return (words == 0 ? "names no protocol" : NULL);
+}
+
 /* unix:/PATH[?db=N], s pointing after "unix:". */
 static const char *
 config_check_redis_unix(const char *s)
@@ -333,11 +422,85 @@ config_check_redis_unix(const char *s)
 	return (NULL);
 }
 
-/* redis: embedded, redis://HOST[:PORT][/DB] or unix:/PATH[?db=N]. */
+/*
+ * The credentials of a store URL: the len bytes at s, "USER:PASSWORD" or
+ * ":PASSWORD", percent-escapes allowed (RFC 3986 userinfo).  Returns NULL
+ * if good, else why not; with out, fills in the decoded user and password.
+ */
+static const char *
+config_store_userinfo(const char *s, size_t len, struct config_store *out)
+{
+	const char	*colon;
+	char		*dst, *end, hex[3];
+	size_t		 i;
+
+	if ((colon = memchr(s, ':', len)) == NULL)
+		return ("has a user but no password (redis://USER:PASSWORD@"
+		    "HOST or redis://:PASSWORD@HOST)");
+	for (i = 0; i < len; i++) {
+		if ((u_char)s[i] <= 0x20 || s[i] == 0x7f)
+			return ("has a space or control character in its "
+			    "credentials");
+		if (s[i] == '%' && (i + 2 >= len ||
+		    !isxdigit((u_char)s[i + 1]) ||
+		    !isxdigit((u_char)s[i + 2]) ||
+		    (s[i + 1] == '0' && s[i + 2] == '0')))
+			return ("has a bad %-escape in its credentials");
+	}
+	if ((size_t)(colon - s) == len - 1)
+		return ("has an empty password");
+	if (out == NULL)
+		return (NULL);
+	dst = out->user;
+	end = out->user + sizeof out->user - 1;
+	for (i = 0; i < len; i++) {
+		if (s + i == colon) {
+			*dst = '\0';
+			dst = out->password;
+			end = out->password + sizeof out->password - 1;
+			continue;
+		}
+		if (dst == end)
+			return ("has a user or password longer than 255 bytes");
+		if (s[i] == '%') {
+			hex[0] = s[i + 1];
+			hex[1] = s[i + 2];
+			hex[2] = '\0';
+			*dst++ = (char)strtoul(hex, NULL, 16);
+			i += 2;
+		} else
+			*dst++ = s[i];
+	}
+	*dst = '\0';
+	return (NULL);
+}
+
+/*
+ * Where the credentials of a redis:// URL end: the '@' before the host,
+ * or NULL if there are none.  s points after "redis://".
+ */
+static const char *
+config_store_at(const char *s)
+{
+	const char	*p, *at = NULL;
+
+	for (p = s; *p != '\0' && *p != '/'; p++) {
+		if (*p == '@')
+			at = p;
+	}
+	return (at);
+}
+
+/*
+ * redis: embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
+ * unix:/PATH[?db=N].
+ */
 static const char *
 config_check_redis(const char *s)
 {
-	size_t	 n;
+	struct config_store	 st;
+	const char		*at, *why;
+	size_t			 n;
 
 	if (strcmp(s, "embedded") == 0)
 		return (NULL);
@@ -346,6 +509,11 @@ config_check_redis(const char *s)
 	if (strncmp(s, "redis://", 8) != 0)
 		return (CONFIG_BAD_REDIS);
 	s += 8;
+	if ((at = config_store_at(s)) != NULL) {
+		if ((why = config_store_userinfo(s, at - s, &st)) != NULL)
+			return (why);
+		s = at + 1;
+	}
 	if ((n = config_host_len(s)) == 0)
 		return (CONFIG_BAD_REDIS);
 	s += n;
@@ -361,13 +529,15 @@ config_check_redis(const char *s)
 }
 
 /*
- * Split a store address ("unix:/PATH[?db=N]" or "redis://HOST[:PORT][/DB]",
- * HOST possibly "[V6]") into out.  Returns 0, or -1 if it is not one.
+ * Split a store address ("unix:/PATH[?db=N]" or
+ * "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", HOST possibly "[V6]") into
+ * out, the credentials percent-decoded.  Returns 0, or -1 if it is not one.
  */
 int
 config_store_parse(const char *s, struct config_store *out)
 {
-	size_t	 n;
+	const char	*at;
+	size_t		 n;
 
 	memset(out, 0, sizeof *out);
 	out->port = 6379;
@@ -382,6 +552,11 @@ config_store_parse(const char *s, struct config_store *out)
 		return (0);
 	}
 	s += 8;
+	if ((at = config_store_at(s)) != NULL) {
+		if (config_store_userinfo(s, at - s, out) != NULL)
+			return (-1);
+		s = at + 1;
+	}
 	n = config_host_len(s);
 	if (*s == '[')
 		memcpy(out->host, s + 1, n - 2);
@@ -397,6 +572,27 @@ config_store_parse(const char *s, struct config_store *out)
 }
 
 /*
+ * A store address fit for logs and messages: the password of a redis://
+ * URL replaced by "***" (the user stays).  Returns an allocated string.
+ */
+char *
+config_store_redact(const char *s)
+{
+	const char	*at, *colon;
+	char		*out;
+
+	if (strncmp(s, "redis://", 8) != 0 ||
+	    (at = config_store_at(s + 8)) == NULL)
+		return (xstrdup(s));
+	/* Without a colon it may all be a password: hide all of it. */
+	if ((colon = memchr(s + 8, ':', at - (s + 8))) == NULL)
+		xasprintf(&out, "redis://***%s", at);
+	else
+		xasprintf(&out, "%.*s:***%s", (int)(colon - s), s, at);
+	return (out);
+}
+
+/*
  * Sets option o of cfg from the string value.  Returns 0, or -1 with
  * "KEY: "VALUE" REASON" in *cause (the caller adds where it came from).
  */
@@ -406,6 +602,7 @@ config_set(struct config *cfg, const struct config_option *o,
 {
 	void		*field = (char *)cfg + o->offset;
 	const char	*why = NULL;
+	char		*shown;
 	long long	 ll, len;
 	size_t		 i;
 
@@ -432,14 +629,21 @@ config_set(struct config *cfg, const struct config_option *o,
 		len = (long long)strlen(value);
 		if (len < o->min)
 			why = (len == 0) ? "is empty" : "is too short";
-		else if (len > o->max) {
-			xasprintf(cause, "%s: \"%s\" is longer than %lld "
-			    "characters", o->name, value, o->max);
-			return (-1);
-		} else if (len != 0 && o->check != NULL)
+		else if (len > o->max)
+			why = "is too long";
+		else if (len != 0 && o->check != NULL)
 			why = o->check(value);
 		if (why != NULL) {
-			xasprintf(cause, "%s: \"%s\" %s", o->name, value, why);
+			/* A store URL may hold a password: never show it. */
+			shown = o->check == config_check_redis ?
+			    config_store_redact(value) : xstrdup(value);
+			if (len > o->max)
+				xasprintf(cause, "%s: \"%s\" is longer than "
+				    "%lld characters", o->name, shown, o->max);
+			else
+				xasprintf(cause, "%s: \"%s\" %s", o->name,
+				    shown, why);
+			free(shown);
 			return (-1);
 		}
 		free(*(char **)field);
@@ -630,6 +834,58 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* The listening keys and the TLS keys go together. */
+static int
+config_resolve_tls(const struct config *cfg, const char *file, char **cause)
+{
+	int	 tls = (*cfg->tls_listen != '\0');
+
+	if (*cfg->listen == '\0' && !tls) {
+		xasprintf(cause, "%s: listen and tls-listen are both empty: "
+		    "clients could not connect", file);
+		return (-1);
+	}
+	if (tls && (*cfg->tls_certificate == '\0' || *cfg->tls_key == '\0')) {
+		xasprintf(cause, "%s: tls-listen needs tls-certificate and "
+		    "tls-key", file);
+		return (-1);
+	}
+	if (!tls && (*cfg->tls_certificate != '\0' || *cfg->tls_key != '\0')) {
+		xasprintf(cause, "%s: tls-certificate and tls-key are for "
+		    "tls-listen, which is not set", file);
+		return (-1);
+	}
+	if (tls && strcmp(cfg->listen, cfg->tls_listen) == 0) {
+		xasprintf(cause, "%s: listen and tls-listen are both \"%s\"",
+		    file, cfg->listen);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Returns 1 if a and b set every option alike (the files they name may
+ * still differ in content), else 0.
+ */
+int
+config_same(const struct config *a, const struct config *b)
+{
+	const struct config_option	*o;
+	size_t				 i;
+
+	for (i = 0; i < config_table_size; i++) {
+		o = &config_table[i];
+		if (o->type == CONFIG_STRING) {
+			if (strcmp(*(char **)((char *)a + o->offset),
+			    *(char **)((char *)b + o->offset)) != 0)
+				return (0);
+		} else if (*(int *)((char *)a + o->offset) !=
+		    *(int *)((char *)b + o->offset))
+			return (0);
+	}
+	return (1);
+}
+
 /*
  * Fills in derived values (an empty pid-file becomes RUN-DIR/INSTANCE.pid)
  * and checks what involves more than one key.  Returns 0, or -1 with a
@@ -655,6 +911,8 @@ config_resolve(struct config *cfg, char **cause)
 		    file, cfg->pid_file);
 		return (-1);
 	}
+	if (config_resolve_tls(cfg, file, cause) != 0)
+		return (-1);
 	if (strcmp(cfg->redis, "embedded") == 0 &&
 	    strlen(cfg->run_dir) > CONFIG_RUN_DIR_MAX) {
 		xasprintf(cause, "%s: run-dir: \"%s\" is longer than %d "

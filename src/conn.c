@@ -7,7 +7,14 @@
  * so that no callback further up the stack sees freed memory.
  *
  * Limits: the request header must arrive within header-timeout
- * seconds (408 otherwise) and is capped by the parser (431/413).
+ * seconds (408 otherwise) and is capped by the parser (431/413).  On the
+ * TLS port the same clock starts at accept: the handshake must be over
+ * within header-timeout too, or the socket is closed.
+ *
+ * Output: plain connections are written once per loop turn, straight to
+ * the socket (conn_flush); TLS connections hand the same evbuffer (still
+ * holding references to shared frames) to their OpenSSL bufferevent,
+ * which encrypts it record by record when the socket is writable.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -25,7 +32,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -38,6 +44,7 @@
 #define CONN_CLOSE_STALL	5	/* ... of which without reading */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
+#define CONN_TLS_BATCH		(64 * 1024)	/* joined before TLS writes */
 
 
 static void
@@ -51,7 +58,9 @@ conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 		frame_unref(h->f);
 		free(h);
 	}
+	join_free(c);
 	ws_free(c);
+	auth_conn_free(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	http_parse_free(c->hp);
@@ -78,6 +87,30 @@ conn_unref(struct conn *c)
 		fatalx("event_base_once failed");
 }
 
+/*
+ * A WebSocket counts against max-connections in the registry from its
+ * upgrade until it closes or is refused; these two are the only places
+ * that count.
+ */
+static void
+conn_count(struct conn *c)
+{
+	RD_ASSERT(!c->counted);
+	reg_worker_conns(wk.reg, wk.idx, 1);
+	c->counted = 1;
+	wk.nws++;
+}
+
+static void
+conn_uncount(struct conn *c)
+{
+	if (!c->counted)
+		return;
+	reg_worker_conns(wk.reg, wk.idx, -1);
+	c->counted = 0;
+	wk.nws--;
+}
+
 /* Stop using the connection now; it is freed when unreferenced. */
 void
 conn_close(struct conn *c)
@@ -85,6 +118,8 @@ conn_close(struct conn *c)
 	if (c->state == CONN_DEAD)
 		return;
 	c->state = CONN_DEAD;
+	if (c->tls && !c->tls_failed)
+		tls_shutdown(c->bev);
 	bufferevent_disable(c->bev, EV_READ|EV_WRITE);
 	evtimer_del(c->timer);
 	sess_detach(c);
@@ -93,10 +128,7 @@ conn_close(struct conn *c)
 	wk.nconns--;
 	if (c->ip_counted)
 		iplimit_conn_del(wk.idx, c->ip_bucket);
-	if (c->counted) {
-		reg_worker_conns(wk.reg, wk.idx, -1);
-		wk.nws--;
-	}
+	conn_uncount(c);
 	conn_unref(c);
 }
 
@@ -208,6 +240,7 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 		sum.closes_slow += info.counters.closes_slow;
 		sum.store_errors += info.counters.store_errors;
 		sum.gaps_filled += info.counters.gaps_filled;
+		sum.sealed_unreadable += info.counters.sealed_unreadable;
 	}
 	b = evbuffer_new();
 #define METRIC(name, type, help, fmt, value)				\
@@ -248,6 +281,9 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	METRIC("gaps_filled_total", "counter",
 	    "Delivery gaps filled from history.", "%llu",
 	    (unsigned long long)sum.gaps_filled);
+	METRIC("sealed_unreadable_total", "counter",
+	    "Sealed message bodies that did not open (key gone or damaged).",
+	    "%llu", (unsigned long long)sum.sealed_unreadable);
 	METRIC("store_up", "gauge",
 	    "1 if the answering worker reaches the store.", "%d",
 	    bus_is_up(NULL));
@@ -286,18 +322,12 @@ conn_origin_allowed(const char *origin)
 	return (0);
 }
 
-/* What an upgrade waiting for the store needs of its request. */
-struct conn_upgrade {
-	struct conn	*c;
-	int		 keep;
-	char		 chat[HTTP_CHAT_ID_MAX + 1];
-	char		 key[32];
-	char		 user[CONN_USER_MAX + 1];	/* "" if not given */
-	int64_t		 last;				/* -1 if not given */
-};
-
-/* The last step of an upgrade: join, 101, welcome when the room is ready. */
-static void
+/*
+ * The upgrade itself (join.c calls it): count the connection, join the
+ * room, answer 101.  Returns 0, or -1 if it was refused with an HTTP
+ * answer or closed.
+ */
+int
 conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
     int keep)
 {
@@ -305,95 +335,41 @@ conn_upgrade_finish(struct conn *c, const char *chat, const char *key,
 	char		 hdr[64];
 
 	/* Count first, then look: racing upgrades never pass the limit. */
-	reg_worker_conns(wk.reg, wk.idx, 1);
-	c->counted = 1;
-	wk.nws++;
+	conn_count(c);
 	if (wk.cfg->max_connections > 0 &&
 	    reg_total_conns(wk.reg) > (uint64_t)wk.cfg->max_connections) {
-		reg_worker_conns(wk.reg, wk.idx, -1);
-		c->counted = 0;
-		wk.nws--;
+		conn_uncount(c);
 		http_error(out, 503, "too many connections", NULL, keep);
-		return;
+		return (-1);
 	}
 	if (room_join(c, chat, strlen(chat)) == NULL) {
+		conn_uncount(c);
 		http_error(out, 503, errno == ENOSPC ? "too many chats" :
 		    "cannot join the chat", NULL, keep);
-		return;
+		return (-1);
 	}
 	snprintf(hdr, sizeof hdr, "X-Racerd-Worker: %d\r\n", wk.idx);
 	if (http_ws_response(out, key, hdr) != 0 || ws_start(c) != 0) {
 		conn_close(c);
-		return;
+		return (-1);
 	}
 	evtimer_del(c->timer);
 	wk.counters->handshakes++;
-	room_greet(c);
+	return (0);
 }
 
-static void
-conn_on_claim(void *reply_, void *arg)
+/*
+ * A connection upgraded after waiting for the store: the parser's work is
+ * done, and frames may have arrived right behind the request.
+ */
+void
+conn_ws_begin(struct conn *c)
 {
-	redisReply	*reply = reply_;
-	struct conn_upgrade *u = arg;
-	struct conn	*c = u->c;
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	int		 keep = u->keep;
-
-	if (c->state != CONN_HTTP)
-		goto out;
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-		http_error(out, 503, "store unavailable", NULL, keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	if (reply->type == REDIS_REPLY_NIL) {
-		http_error(out, 401, "session unknown or expired: join again "
-		    "without it", NULL, keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	if (reply->type == REDIS_REPLY_STRING) {
-		http_error(out, 403, "session belongs to another user", NULL,
-		    keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
-	    reply->element[4]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[0]->type != REDIS_REPLY_STRING ||
-	    reply->element[1]->type != REDIS_REPLY_STRING) {
-		http_error(out, 500, "bad session record", NULL, keep);
-		conn_answered(c, keep);
-		goto out;
-	}
-	snprintf(c->user, sizeof c->user, "%s", reply->element[0]->str);
-	if (c->resume_epoch[0] == '\0')
-		snprintf(c->resume_epoch, sizeof c->resume_epoch, "%s",
-		    reply->element[1]->str);
-	if (u->last >= 0)
-		c->resume_from = u->last;
-	else if (reply->element[2]->type == REDIS_REPLY_STRING)
-		c->resume_from = strtoll(reply->element[2]->str, NULL, 10);
-	else
-		c->resume_from = 0;
-	c->attached = 1;
-	c->resuming = 1;
-	c->gen = reply->element[4]->integer;
 	c->waiting = 0;
-	conn_upgrade_finish(c, u->chat, u->key, keep);
-	if (c->state == CONN_WS) {
-		http_parse_free(c->hp);
-		c->hp = NULL;
-	}
-	if (c->state == CONN_HTTP)
-		conn_answered(c, keep);
-	else if (c->state == CONN_WS &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	http_parse_free(c->hp);
+	c->hp = NULL;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		ws_input(c);
-out:
-	conn_unref(c);
-	free(u);
 }
 
 /* Read an optional sequence number from the query. Returns 0 or -1. */
@@ -424,13 +400,14 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
     size_t chat_len, int keep)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	struct conn_upgrade *u;
+	struct join_params p;
 	const char	*msg, *extra, *why;
 	char		 token[CONN_TOKEN_LEN + 2], name[HTTP_CHAT_ID_MAX + 1];
+	char		 epoch[BUS_EPOCH_MAX + 1];
 	uint8_t		 rnd[4];
 	size_t		 len, tlen, elen;
 	int64_t		 last, since;
-	int		 status, rc, trc, erc;
+	int		 status, rc, trc, erc, arc;
 
 	if (http_ws_check(req, &status, &msg, &extra) != 0) {
 		http_error(out, status, msg, extra, keep);
@@ -446,25 +423,34 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 		http_error(out, 503, "too many connections", NULL, keep);
 		return;
 	}
+	c->user[0] = '\0';
 	rc = http_query_get(req->query, "user", c->user, sizeof c->user,
 	    &len);
 	trc = http_query_get(req->query, "session", token, sizeof token,
 	    &tlen);
-	erc = http_query_get(req->query, "epoch", c->resume_epoch,
-	    sizeof c->resume_epoch, &elen);
+	erc = http_query_get(req->query, "epoch", epoch, sizeof epoch, &elen);
 	if (rc == -1 || (rc == 1 &&
 	    !http_valid_id(c->user, len, CONN_USER_MAX))) {
 		http_error(out, 400, "invalid user id", NULL, keep);
 		return;
 	}
 	if (trc == -1 || (trc == 1 && !sess_valid_token(token, tlen)) ||
-	    erc == -1 || (erc == 1 && !http_valid_id(c->resume_epoch, elen,
-	    64)) || conn_query_seq(req, "last", &last) != 0 ||
+	    erc == -1 || (erc == 1 && !http_valid_id(epoch, elen,
+	    BUS_EPOCH_MAX)) || conn_query_seq(req, "last", &last) != 0 ||
 	    conn_query_seq(req, "since", &since) != 0) {
 		http_error(out, 400, "invalid session, epoch, last or since",
 		    NULL, keep);
 		return;
 	}
+	/* With auth = token the user is the token's sub (rc 1). */
+	if ((arc = auth_join(c, req, chat, chat_len, rc == 1, &status,
+	    &msg)) == -1) {
+		http_error(out, status, msg, status == 401 ? AUTH_CHALLENGE :
+		    NULL, keep);
+		return;
+	}
+	if (arc == 1)
+		rc = 1;
 	if (wk.draining) {
 		http_error(out, 503, "server shutting down", NULL, 0);
 		return;
@@ -476,36 +462,19 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 	sess_new(c);
 	memcpy(name, chat, chat_len);
 	name[chat_len] = '\0';
-	if (trc == 1) {
-		/* A resume: the store must know the token, before the 101. */
-		u = xcalloc(1, sizeof *u);
-		u->c = c;
-		u->keep = keep;
-		u->last = last;
-		snprintf(u->chat, sizeof u->chat, "%s", name);
-		snprintf(u->key, sizeof u->key, "%.30s", req->ws_key);
-		memcpy(c->session, token, CONN_TOKEN_LEN);
-		c->session[CONN_TOKEN_LEN] = '\0';
-		conn_ref(c);
-		conn_wait(c);
-		if (sess_claim(c, name, token, rc == 1 ? c->user : "",
-		    conn_on_claim, u) != 0) {
-			conn_unref(c);
-			free(u);
-			http_error(out, 503, "store unavailable", NULL, keep);
-			conn_answered(c, keep);
-		}
-		return;
-	}
-	if (rc == 0) {
+	if (trc == 0 && rc == 0) {
 		randombytes_buf(rnd, sizeof rnd);
 		memcpy(c->user, "guest-", 6);
 		sodium_bin2hex(c->user + 6, 9, rnd, sizeof rnd);
 	}
-	c->resume_from = since;
-	if (since >= 0)
-		c->resuming = 1;
-	conn_upgrade_finish(c, name, req->ws_key, keep);
+	p.chat = name;
+	p.key = req->ws_key;
+	p.keep = keep;
+	p.token = trc == 1 ? token : NULL;
+	p.last = last;
+	p.since = trc == 1 ? -1 : since;
+	p.epoch = erc == 1 ? epoch : "";
+	join_start(c, &p);
 }
 
 /* Answer one complete request. */
@@ -532,7 +501,6 @@ conn_request(struct conn *c, const struct http_req *req)
 	/* What a refused request read stays with it, not with the next. */
 	c->user[0] = '\0';
 	c->session[0] = '\0';
-	c->resume_epoch[0] = '\0';
 	head = (req->method == HTTP_HEAD);
 	switch (http_route(req->path, &chat, &chat_len)) {
 	case HTTP_ROUTE_HEALTHZ:
@@ -701,6 +669,8 @@ conn_drained(struct conn *c)
 		bufferevent_enable(c->bev, EV_READ);
 		conn_http_input(c);
 	}
+	else if (c->join != NULL)
+		join_output_drained(c);
 }
 
 /* The bufferevent finished what a partial write left: back to idle. */
@@ -721,10 +691,25 @@ static void
 conn_flush(struct conn *c)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	size_t		 len;
 	int		 n, saved;
 
 	if (c->state == CONN_DEAD || evbuffer_get_length(out) == 0)
 		return;
+	if (c->tls) {
+		/*
+		 * OpenSSL makes a record, and a write(2), of each piece of
+		 * the buffer: join the frames queued this turn first (a copy
+		 * per connection, which encryption costs anyway).  Then it
+		 * writes; conn_write_cb says when it is all out.
+		 */
+		len = evbuffer_get_length(out);
+		if (evbuffer_pullup(out, len < CONN_TLS_BATCH ? len :
+		    CONN_TLS_BATCH) == NULL)
+			log_debug("cannot join the output of %s", c->user);
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
 	/* A socket bufferevent freezes its output's front; so does it. */
 	evbuffer_unfreeze(out, 1);
 	n = evbuffer_write(out, bufferevent_getfd(c->bev));
@@ -796,6 +781,11 @@ conn_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 	struct conn	*c = arg;
 
 	if (what & (BEV_EVENT_EOF|BEV_EVENT_ERROR)) {
+		if (c->tls && (what & BEV_EVENT_ERROR)) {
+			c->tls_failed = 1;
+			log_debug("TLS connection ended: %s",
+			    tls_strerror(c->bev));
+		}
 		if (c->state == CONN_WS && c->close_code == 0)
 			c->close_code = 1006;
 		conn_close(c);
@@ -864,9 +854,9 @@ conn_count_peer(struct conn *c, int fd)
 	conn_close_after_write(c);
 }
 
-/* Take a freshly accepted socket into service. */
+/* Take a freshly accepted socket into service, speaking TLS if tls. */
 void
-conn_accept(int fd)
+conn_accept(int fd, int tls)
 {
 	struct conn	*c;
 	int		 on = 1;
@@ -878,7 +868,17 @@ conn_accept(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 	c = xcalloc(1, sizeof *c);
 	c->refs = 1;
-	c->bev = bufferevent_socket_new(wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		if ((c->bev = tls_accept(wk.base, fd)) == NULL) {
+			log_warnx("cannot start TLS on a connection");
+			close(fd);
+			free(c);
+			return;
+		}
+		c->tls = 1;
+	} else
+		c->bev = bufferevent_socket_new(wk.base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(wk.base, conn_timeout, c);
 	c->hp = http_parse_new(CONN_MAX_HEADER, CONN_MAX_BODY);
 	if (c->bev == NULL || c->timer == NULL || c->hp == NULL)

@@ -1,8 +1,10 @@
 /* racerd: the master process. */
 /*
- * The master validates the configuration, opens the listening socket,
- * creates the shared-memory registry, starts the embedded store, forks the
- * workers and supervises them.  It serves no clients.
+ * The master validates the configuration, opens the listening sockets
+ * (plain and TLS; it loads the TLS certificate and key before it forks, so
+ * workers inherit a checked context), creates the shared-memory registry,
+ * starts the embedded store, forks the workers and supervises them.  It
+ * serves no clients.
  *
  * A worker that dies is reaped from the registry (its slot cleared and
  * exactly its members removed) before a new one takes its place; one that
@@ -10,7 +12,10 @@
  * after MASTER_CRASH_MAX crashes in a row, given up on.  Signals are
  * libevent events: TERM/INT drain (a second one forces), HUP reloads the
  * configuration and replaces workers one at a time, USR1 reopens logs and
- * is forwarded to the workers, CHLD reaps.
+ * is forwarded to the workers, CHLD reaps.  A HUP that changes no setting
+ * (a renewed certificate or key file in the same place, say) replaces no
+ * worker: it is forwarded, and every worker reloads its files in place, so
+ * that open connections stay.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "racerd.h"
 #include "registry.h"
@@ -55,7 +61,8 @@ static struct {
 	struct event_base	*base;
 	char			*regname;
 	char			*store_addr;
-	int			 lfd;
+	int			 lfd;		/* plain, or -1 */
+	int			 tlsfd;		/* TLS, or -1 */
 	int			 ready;		/* start-up pipe, or -1 */
 	int			 nworkers;
 	struct master_worker	*w;
@@ -136,7 +143,7 @@ fail:
 
 /* Log the address we really listen on (the port may have been 0). */
 static void
-master_log_listen(int fd)
+master_log_listen(int fd, const char *what)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len = sizeof ss;
@@ -146,8 +153,9 @@ master_log_listen(int fd)
 	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv,
 	    sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 		return;
-	log_info("listening on %s%s%s:%s", ss.ss_family == AF_INET6 ? "[" : "",
-	    host, ss.ss_family == AF_INET6 ? "]" : "", serv);
+	log_info("listening on %s%s%s:%s%s",
+	    ss.ss_family == AF_INET6 ? "[" : "", host,
+	    ss.ss_family == AF_INET6 ? "]" : "", serv, what);
 }
 
 /*
@@ -414,13 +422,15 @@ master_chld(void)
 static void
 master_child_reset(void)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
-	    SIGUSR2, SIGCHLD };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGUSR2,
+	    SIGCHLD };
 	sigset_t	 set;
 	size_t		 i;
 
 	for (i = 0; i < nitems(sigs); i++)
 		signal(sigs[i], SIG_DFL);
+	/* The master may forward a HUP before the worker handles it. */
+	signal(SIGHUP, SIG_IGN);
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 }
@@ -459,7 +469,8 @@ master_spawn(int i)
 		master_child_reset();
 		snprintf(role, sizeof role, "worker[%d]", i);
 		log_set_role(role);
-		rc = worker_main(m.cfg, m.reg, i, m.lfd, m.store_addr);
+		rc = worker_main(m.cfg, m.reg, i, m.lfd, m.tlsfd,
+		    m.store_addr);
 		log_close();
 		_exit(rc);
 	}
@@ -490,10 +501,14 @@ master_reload_step(void)
 static void
 master_keep(const char *key, char **now, char **next)
 {
+	char	*shown;
+
 	if (strcmp(*now, *next) == 0)
 		return;
+	shown = config_store_redact(*now);	/* never a password */
 	log_warnx("reload: %s cannot change without a restart; keeping %s",
-	    key, *now);
+	    key, shown);
+	free(shown);
 	free(*next);
 	*next = xstrdup(*now);
 }
@@ -502,7 +517,7 @@ static void
 master_reload(void)
 {
 	struct config	*next;
-	char		*cause = NULL;
+	char		*cause = NULL, *warn = NULL;
 	int		 i;
 
 	if (m.cfg->path != NULL)
@@ -510,9 +525,13 @@ master_reload(void)
 	else
 		next = config_default();
 	if (next != NULL && (config_resolve(next, &cause) != 0 ||
-	    api_load_keys(next->api_key_file, &cause) != 0)) {
+	    worker_load_keys(next, &warn, &cause) != 0)) {
 		config_free(next);
 		next = NULL;
+	}
+	if (warn != NULL) {
+		log_warnx("reload: %s", warn);
+		free(warn);
 	}
 	if (next == NULL) {
 		log_warnx("reload failed: %s; keeping the old configuration",
@@ -521,6 +540,7 @@ master_reload(void)
 		return;
 	}
 	master_keep("listen", &m.cfg->listen, &next->listen);
+	master_keep("tls-listen", &m.cfg->tls_listen, &next->tls_listen);
 	master_keep("instance", &m.cfg->instance, &next->instance);
 	master_keep("run-dir", &m.cfg->run_dir, &next->run_dir);
 	master_keep("state-dir", &m.cfg->state_dir, &next->state_dir);
@@ -535,6 +555,19 @@ master_reload(void)
 		log_warnx("reload: max-chats cannot change without a restart;"
 		    " keeping %d", m.cfg->max_chats);
 		next->max_chats = m.cfg->max_chats;
+	}
+	/* Workers started from now on inherit this context. */
+	if (tls_configure(next, &cause) != 0) {
+		log_warnx("reload: %s; keeping the old certificate", cause);
+		free(cause);
+	}
+	if (config_same(m.cfg, next)) {
+		config_free(next);
+		/* Only the files it names may have changed. */
+		log_info("configuration unchanged; workers reload the "
+		    "certificate and key files in place");
+		master_signal_workers(SIGHUP);
+		return;
 	}
 	config_free(m.cfg);
 	m.cfg = next;
@@ -627,6 +660,23 @@ master_report(int fd, const char *what)
 	close(fd);
 }
 
+/* A store password in a file everyone may read is no secret. */
+static void
+master_warn_secret(void)
+{
+	struct config_store	 st;
+	struct stat		 sb;
+
+	if (m.cfg->path == NULL ||
+	    config_store_parse(m.cfg->redis, &st) != 0 ||
+	    st.password[0] == '\0')
+		return;
+	if (stat(m.cfg->path, &sb) == 0 && (sb.st_mode & S_IROTH))
+		log_warnx("%s holds the store's password and is readable by "
+		    "everyone; chmod o-r it", m.cfg->path);
+	sodium_memzero(&st, sizeof st);
+}
+
 static int
 master_start(char **cause)
 {
@@ -670,7 +720,9 @@ master_start(char **cause)
 			return (-1);
 	}
 	m.store_addr = store_address(m.cfg);
-	store_check_policy(m.store_addr);
+	if (store_check_policy(m.store_addr, cause) != 0)
+		return (-1);
+	master_warn_secret();
 
 	m.w = xcalloc(m.nworkers, sizeof *m.w);
 	for (i = 0; i < (size_t)m.nworkers; i++) {
@@ -694,9 +746,13 @@ master_main(struct config *cfg, int foreground)
 	int	 i, ready = -1;
 
 	m.cfg = cfg;
-	m.lfd = -1;
+	m.lfd = m.tlsfd = -1;
 	m.pidfd = -1;
-	if ((m.lfd = master_listen(cfg->listen, &cause)) == -1) {
+	if (tls_configure(cfg, &cause) != 0 ||
+	    (*cfg->listen != '\0' &&
+	    (m.lfd = master_listen(cfg->listen, &cause)) == -1) ||
+	    (tls_enabled(cfg) &&
+	    (m.tlsfd = master_listen(cfg->tls_listen, &cause)) == -1)) {
 		fprintf(stderr, "racerd: %s\n", cause);
 		return (1);
 	}
@@ -721,7 +777,14 @@ master_main(struct config *cfg, int foreground)
 		}
 		return (1);
 	}
-	master_log_listen(m.lfd);
+	if (m.lfd != -1)
+		master_log_listen(m.lfd, "");
+	if (m.tlsfd != -1)
+		master_log_listen(m.tlsfd, " (TLS)");
+	if (m.lfd != -1)
+		auth_check_listen(m.lfd);
+	if (m.tlsfd != -1)
+		auth_check_listen(m.tlsfd);
 	log_info("racerd %s starting %d worker(s), instance %s",
 	    PACKAGE_VERSION, m.nworkers, cfg->instance);
 	for (i = 0; i < m.nworkers; i++)

@@ -49,6 +49,7 @@ static int	 proto_get_int(const json_t *, const char *, int64_t, int64_t,
 static const char *proto_parse_msg(struct proto_in *);
 static const char *proto_parse_ack(struct proto_in *);
 static const char *proto_parse_history(struct proto_in *);
+static const char *proto_parse_refresh(struct proto_in *);
 
 static void
 proto_buf_add(struct proto_buf *b, const void *p, size_t n)
@@ -154,6 +155,8 @@ proto_parse(const char *buf, size_t len, struct proto_in *in,
 		why = proto_parse_ack(in);
 	else if (strcmp(name, "history") == 0)
 		why = proto_parse_history(in);
+	else if (strcmp(name, "refresh") == 0)
+		why = proto_parse_refresh(in);
 	else
 		return (proto_fail(in, code, message, "bad_type",
 		    "unknown type"));
@@ -278,6 +281,20 @@ proto_parse_history(struct proto_in *in)
 	if (proto_get_int(in->root, "limit", 1, PROTO_LIMIT_MAX, &limit) != 0)
 		return ("limit is not an integer from 1 to 1000");
 	in->limit = (int)limit;
+	return (NULL);
+}
+
+static const char *
+proto_parse_refresh(struct proto_in *in)
+{
+	json_t	*v;
+
+	in->type = PROTO_REFRESH;
+	v = json_object_get(in->root, "token");
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return ("token is not a string");
+	in->token = json_string_value(v);
+	in->token_len = json_string_length(v);
 	return (NULL);
 }
 
@@ -439,6 +456,22 @@ proto_history(const char **envelopes, size_t n)
 		proto_buf_add(&b, envelopes[i], strlen(envelopes[i]));
 	}
 	proto_buf_add(&b, "]}", 2);
+	return (proto_buf_finish(&b));
+}
+
+/*
+ * {"type":"refreshed","exp":N}: a refresh was accepted.  Returns a string
+ * the caller frees; never NULL.
+ */
+char *
+proto_refreshed(int64_t exp)
+{
+	struct proto_buf	 b;
+
+	memset(&b, 0, sizeof b);
+	if (proto_buf_pack(&b, "{s:s, s:I}", "type", "refreshed", "exp",
+	    (json_int_t)exp) != 0)
+		fatalx("proto_refreshed");
 	return (proto_buf_finish(&b));
 }
 

@@ -20,7 +20,8 @@
 enum proto_type {
 	PROTO_MSG,
 	PROTO_ACK,
-	PROTO_HISTORY
+	PROTO_HISTORY,
+	PROTO_REFRESH
 };
 
 /* One decoded client frame; only the fields of its type are meaningful. */
@@ -32,6 +33,8 @@ struct proto_in {
 	int64_t		 seq;		/* ack: >= 0 */
 	int64_t		 before;	/* history: >= 1, or -1 when absent */
 	int		 limit;		/* history: 1..1000, or 0 when absent */
+	const char	*token;		/* refresh: borrowed from root */
+	size_t		 token_len;
 	json_t		*root;		/* owned; proto_in_clear frees it */
 };
 
@@ -50,6 +53,7 @@ char		*proto_msg_head(const char *);
 char		*proto_msg_tail(const char *, const char *, uint64_t,
 		     const char *, size_t);
 char		*proto_history(const char **, size_t);
+char		*proto_refreshed(int64_t);
 int		 proto_utf8_valid(const void *, size_t);
 size_t		 proto_ws_header(uint8_t [PROTO_WS_HDR_MAX], int, size_t);
 

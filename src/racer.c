@@ -12,6 +12,7 @@
  * Nothing here runs in a signal handler: signals are libevent events.
  */
 #include <sys/types.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "racerd.h"
@@ -38,6 +40,8 @@
 #define RACER_RETRY_MAX		8000
 #define RACER_TIMEOUT		10	/* s: --timeout by default */
 #define RACER_TIMEOUT_MAX	86400
+#define RACER_OPT_CACERT	256	/* long options without a letter */
+#define RACER_OPT_INSECURE	257
 
 struct racer_opts	 racer_opts;
 
@@ -61,6 +65,7 @@ static struct {
 	struct event		*retry;		/* send again after an error */
 	struct event		*sigint;
 	struct event		*sigterm;
+	struct stat		 token_st;	/* --token-file when read */
 } racer;
 
 static void	racer_connect(void);
@@ -68,9 +73,10 @@ static void	racer_connect(void);
 static __dead void
 racer_usage(void)
 {
-	fprintf(stderr, "usage: racer [-jlqv] [-k token] [-m text] "
-	    "[-n count] [-s seq] [-t seconds]\n"
-	    "             [-u user] ws://host[:port] chat\n");
+	fprintf(stderr, "usage: racer [-jlqv] [-K file] [-k token] [-m text] "
+	    "[-n count] [-s seq]\n"
+	    "             [-t seconds] [-u user] [--cacert file] [--insecure]\n"
+	    "             ws[s]://host[:port] chat\n");
 	exit(RACER_EXIT_USAGE);
 }
 
@@ -168,7 +174,7 @@ racer_url_authority(const char *a, size_t len, char **cause)
 		racer_opts.port = xstrdup(colon + 1);
 		return (racer_url_port(racer_opts.port, cause));
 	}
-	racer_opts.port = xstrdup("80");
+	racer_opts.port = xstrdup(racer_opts.tls ? "443" : "80");
 	return (0);
 bad:
 	xasprintf(cause, "bad host in the URL: %s", racer_opts.url);
@@ -176,8 +182,8 @@ bad:
 }
 
 /*
- * Parse ws://host[:port][/prefix] into racer_opts.  Returns 0, or -1 with
- * *cause set (the caller frees it).
+ * Parse ws://host[:port][/prefix] or wss://... into racer_opts.  Returns
+ * 0, or -1 with *cause set (the caller frees it).
  */
 static int
 racer_url(const char *url, char **cause)
@@ -193,16 +199,15 @@ racer_url(const char *url, char **cause)
 		}
 	}
 	if (strncasecmp(url, "wss://", 6) == 0) {
-		xasprintf(cause, "wss:// (TLS) is not supported yet: "
-		    "use ws://");
+		racer_opts.tls = 1;
+		a = url + 6;
+	} else if (strncasecmp(url, "ws://", 5) == 0)
+		a = url + 5;
+	else {
+		xasprintf(cause, "bad URL \"%s\": it must start with ws:// "
+		    "or wss://", url);
 		return (-1);
 	}
-	if (strncasecmp(url, "ws://", 5) != 0) {
-		xasprintf(cause, "bad URL \"%s\": it must start with ws://",
-		    url);
-		return (-1);
-	}
-	a = url + 5;
 	len = strcspn(a, "/?#");
 	if (len == 0 || memchr(a, '@', len) != NULL) {
 		xasprintf(cause, "bad host in the URL: %s", url);
@@ -243,7 +248,9 @@ racer_check_id(const char *s, size_t max, const char *what)
 
 static const struct option racer_longopts[] = {
 	{ "help",	no_argument,		NULL, 'h' },
+	{ "cacert",	required_argument,	NULL, RACER_OPT_CACERT },
 	{ "history",	required_argument,	NULL, 'n' },
+	{ "insecure",	no_argument,		NULL, RACER_OPT_INSECURE },
 	{ "json",	no_argument,		NULL, 'j' },
 	{ "listen",	no_argument,		NULL, 'l' },
 	{ "quiet",	no_argument,		NULL, 'q' },
@@ -251,11 +258,84 @@ static const struct option racer_longopts[] = {
 	{ "since",	required_argument,	NULL, 's' },
 	{ "timeout",	required_argument,	NULL, 't' },
 	{ "token",	required_argument,	NULL, 'k' },
+	{ "token-file",	required_argument,	NULL, 'K' },
 	{ "user",	required_argument,	NULL, 'u' },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL,		0,			NULL, 0 }
 };
+
+/*
+ * Read the token of --token-file: its first line, without blanks.
+ * Returns 0 if it is read (and not empty), else -1 (errno 0: empty).
+ */
+static int
+racer_token_read(void)
+{
+	FILE	*f;
+	char	*line = NULL, *t;
+	size_t	 size = 0;
+	int	 rc = -1;
+
+	errno = 0;
+	if ((f = fopen(racer_opts.token_file, "re")) == NULL)
+		return (-1);
+	if (fstat(fileno(f), &racer.token_st) == 0 &&
+	    getline(&line, &size, f) != -1) {
+		t = line + strspn(line, " \t");
+		t[strcspn(t, " \t\r\n")] = '\0';
+		if (*t != '\0') {
+			free(racer_opts.token);
+			racer_opts.token = xstrdup(t);
+			rc = 0;
+		}
+	}
+	if (rc != 0 && ferror(f) == 0)
+		errno = 0;
+	free(line);
+	fclose(f);
+	return (rc);
+}
+
+/*
+ * Once a second while joined: if --token-file changed, read it again,
+ * use the new token from now on and send it in a refresh, so that the
+ * connection outlives the old token's expiry.
+ */
+static void
+racer_token_check(void)
+{
+	struct stat	 st;
+	json_t		*o;
+	char		*old, *s;
+
+	if (racer_opts.token_file == NULL ||
+	    stat(racer_opts.token_file, &st) != 0)
+		return;
+	if (st.st_ino == racer.token_st.st_ino &&
+	    st.st_size == racer.token_st.st_size &&
+	    st.st_mtim.tv_sec == racer.token_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == racer.token_st.st_mtim.tv_nsec)
+		return;
+	old = xstrdup(racer_opts.token);
+	if (racer_token_read() != 0 || strcmp(old, racer_opts.token) == 0) {
+		free(old);
+		return;
+	}
+	free(old);
+	if (racer_opts.verbose)
+		racer_warnx("%s changed: refreshing the token",
+		    racer_opts.token_file);
+	o = json_pack("{s:s, s:s}", "type", "refresh", "token",
+	    racer_opts.token);
+	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL)
+		fatalx("json");
+	json_decref(o);
+	if (racer_send_text(s, strlen(s)) != 0 && racer_opts.verbose)
+		racer_warnx("not connected: the new token goes with the next "
+		    "connection");
+	free(s);
+}
 
 /* The URL and the chat id, and options that exclude each other. */
 static void
@@ -277,6 +357,20 @@ racer_args(int argc, char **argv)
 		    "each other");
 	if (racer_opts.send != NULL && *racer_opts.send == '\0')
 		racer_exit(RACER_EXIT_USAGE, "--send: the message is empty");
+	if (racer_opts.token != NULL && racer_opts.token_file != NULL)
+		racer_exit(RACER_EXIT_USAGE, "--token and --token-file exclude "
+		    "each other");
+	if (racer_opts.token_file != NULL && racer_token_read() != 0)
+		racer_exit(RACER_EXIT_USAGE, "--token-file %s: %s",
+		    racer_opts.token_file, errno != 0 ? strerror(errno) :
+		    "no token in the file");
+	if ((racer_opts.cacert != NULL || racer_opts.insecure) &&
+	    !racer_opts.tls)
+		racer_exit(RACER_EXIT_USAGE, "--cacert and --insecure are for "
+		    "wss:// URLs");
+	if (racer_opts.cacert != NULL && racer_opts.insecure)
+		racer_exit(RACER_EXIT_USAGE, "--cacert and --insecure exclude "
+		    "each other");
 }
 
 static void
@@ -286,7 +380,7 @@ racer_options(int argc, char **argv)
 
 	racer_opts.since = -1;
 	racer_opts.timeout = RACER_TIMEOUT;
-	while ((ch = getopt_long(argc, argv, "hjk:lm:n:qs:t:u:vV",
+	while ((ch = getopt_long(argc, argv, "hjK:k:lm:n:qs:t:u:vV",
 	    racer_longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
@@ -294,6 +388,9 @@ racer_options(int argc, char **argv)
 			break;
 		case 'k':
 			racer_opts.token = optarg;
+			break;
+		case 'K':
+			racer_opts.token_file = optarg;
 			break;
 		case 'l':
 			racer_opts.listen = 1;
@@ -325,6 +422,12 @@ racer_options(int argc, char **argv)
 		case 'V':
 			printf("racer %s\n", PACKAGE_VERSION);
 			exit(RACER_EXIT_OK);
+		case RACER_OPT_CACERT:
+			racer_opts.cacert = optarg;
+			break;
+		case RACER_OPT_INSECURE:
+			racer_opts.insecure = 1;
+			break;
 		default:
 			racer_usage();
 		}
@@ -382,6 +485,13 @@ racer_finish(int status, const char *fmt, ...)
 	racer.closing = 1;
 	racer.status = status;
 	racer_ws_close(racer.ws, 1000, NULL);
+}
+
+/* Finish with status after one line, message, on stderr. */
+void
+racer_give_up(int status, const char *message)
+{
+	racer_finish(status, "%s", message);
 }
 
 /* Everything read is acknowledged and no more is coming: done. */
@@ -486,6 +596,7 @@ static void
 racer_tick_cb(__unused int fd, __unused short events, __unused void *arg)
 {
 	racer_chat_ack();
+	racer_token_check();
 }
 
 /* --- The connection's life --- */
@@ -603,7 +714,8 @@ racer_refused(const struct racer_ws_result *res, int was_joined)
 		    RACER_BACKOFF_BASE));
 		return;
 	}
-	if (res->code == 401 && racer_chat_has_session()) {
+	if (res->code == 401 && racer_chat_has_session() &&
+	    strstr(res->why, "session") != NULL) {
 		/* The session is gone: join again from our last seq. */
 		racer_warnx("session expired; joining again");
 		racer_chat_forget_session();
@@ -650,6 +762,12 @@ racer_on_end(const struct racer_ws_result *end, __unused void *arg)
 		if (!racer.ever_joined)
 			racer_exit(RACER_EXIT_CONNECT, "%s: not a racerd "
 			    "WebSocket server (%s)", racer_opts.url, res->why);
+		break;
+	case RACER_WS_TLS:
+		/* A certificate that does not verify will not get better. */
+		if (!racer.ever_joined || res->code == 1)
+			racer_exit(RACER_EXIT_CONNECT, "%s: %s",
+			    racer_opts.url, res->why);
 		break;
 	case RACER_WS_CONNECT:
 	case RACER_WS_LOST:
@@ -762,8 +880,19 @@ racer_input(void)
 int
 main(int argc, char **argv)
 {
+	char	*cause;
+
 	racer_options(argc, argv);
 	log_set_role("racer");
+	if (racer_opts.tls) {
+		if (racer_tls_init(racer_opts.cacert, racer_opts.insecure,
+		    &cause) != 0)
+			racer_exit(RACER_EXIT_USAGE, "%s", cause);
+		if (racer_opts.insecure)
+			racer_warnx("warning: --insecure: the server's "
+			    "certificate is not checked; anyone on the way can "
+			    "read and change this chat");
+	}
 	if (sodium_init() == -1)
 		racer_exit(RACER_EXIT_FAIL, "cannot initialise libsodium");
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)

@@ -1,8 +1,9 @@
 /* racer: command-line client of racerd -- shared declarations. */
 /*
- * The client is four modules, each with its own prefix: racer.c (options,
+ * The client is five modules, each with its own prefix: racer.c (options,
  * the connection's life: connect, reconnect, exit), racer_ws.c (one
- * WebSocket connection: TCP, the HTTP upgrade, wslay), racer_chat.c (the
+ * WebSocket connection: TCP, the HTTP upgrade, wslay), racer_tls.c (TLS
+ * for wss://), racer_chat.c (the
  * chat protocol: frames in, messages out, acknowledgements, output) and
  * racer_in.c (lines from standard input).  The daemon's modules are not
  * linked except the pure helpers (http_ws_accept, http_valid_id, xmalloc).
@@ -39,7 +40,8 @@ struct racer_opts {
 	char		*prefix;	/* path before /ws/, "" or "/x" */
 	char		*chat;
 	char		*user;		/* NULL: the server picks a guest */
-	char		*token;
+	char		*token;		/* --token, or --token-file's */
+	const char	*token_file;	/* re-read when it changes */
 	int		 history;	/* print the last N first; 0: no */
 	int64_t		 since;		/* join with since; -1: no */
 	int		 timeout;	/* seconds */
@@ -48,6 +50,9 @@ struct racer_opts {
 	int		 quiet;
 	int		 listen;	/* do not read standard input */
 	int		 verbose;
+	int		 tls;		/* wss:// */
+	const char	*cacert;	/* --cacert FILE, or NULL */
+	int		 insecure;	/* --insecure */
 };
 extern struct racer_opts	 racer_opts;
 int		 racer_send_text(const char *, size_t);
@@ -55,6 +60,7 @@ void		 racer_joined(void);
 void		 racer_progress(void);
 void		 racer_retry_later(void);
 void		 racer_input_done(void);
+void		 racer_give_up(int, const char *);
 __dead void	 racer_exit(int, const char *, ...)
 		     __attribute__((__format__(__printf__, 2, 3)));
 void		 racer_warnx(const char *, ...)
@@ -66,7 +72,8 @@ enum racer_ws_end {
 	RACER_WS_HANDSHAKE,	/* the answer is not a WebSocket upgrade */
 	RACER_WS_REFUSED,	/* an HTTP error status instead of 101 */
 	RACER_WS_CLOSED,	/* a closing handshake: code and reason */
-	RACER_WS_LOST		/* reset, EOF or silence without a close */
+	RACER_WS_LOST,		/* reset, EOF or silence without a close */
+	RACER_WS_TLS		/* TLS failed; code 1: the certificate */
 };
 struct racer_ws_result {
 	enum racer_ws_end kind;
@@ -90,6 +97,13 @@ struct racer_ws	*racer_ws_connect(struct event_base *, const char *,
 int		 racer_ws_send(struct racer_ws *, const char *, size_t);
 void		 racer_ws_close(struct racer_ws *, int, const char *);
 void		 racer_ws_free(struct racer_ws *);
+
+/* racer_tls.c */
+struct bufferevent;
+int		 racer_tls_init(const char *, int, char **);
+struct bufferevent *racer_tls_wrap(struct event_base *, struct bufferevent *,
+		     const char *, char *, size_t);
+int		 racer_tls_why(struct bufferevent *, char *, size_t);
 
 /* racer_chat.c */
 void		 racer_chat_init(void);

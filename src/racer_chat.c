@@ -549,7 +549,7 @@ static void
 racer_chat_error(json_t *root)
 {
 	const char	*s;
-	char		*code, *message;
+	char		*code, *message, *s2;
 	int		 retry;
 
 	s = racer_chat_str(root, "code");
@@ -562,6 +562,16 @@ racer_chat_error(json_t *root)
 		racer_warnx("history unavailable: %s", message);
 		racer_chat_release(NULL);
 		racer_progress();
+	}
+	if (strcmp(code, "forbidden") == 0 && racer_chat_str(root,
+	    "id") != NULL) {
+		/* The token may not send here: no point trying again. */
+		xasprintf(&s2, "refused by the server: %s", message);
+		free(code);
+		free(message);
+		racer_give_up(RACER_EXIT_REFUSED, s2);
+		free(s2);
+		return;
 	}
 	retry = strcmp(code, "unavailable") == 0 ||
 	    strcmp(code, "rate_limited") == 0;
@@ -599,6 +609,8 @@ racer_chat_dispatch(json_t *root, const char *type)
 		racer_chat_history(root);
 	else if (strcmp(type, "error") == 0)
 		racer_chat_error(root);
+	else if (strcmp(type, "refreshed") == 0 && racer_opts.verbose)
+		racer_warnx("token refreshed");
 }
 
 /* One text message from the server. */

@@ -53,6 +53,7 @@
 
 enum racer_ws_state {
 	RACER_WS_S_CONNECTING,		/* TCP connect to ws->cur */
+	RACER_WS_S_TLS,			/* TLS handshake (wss://) */
 	RACER_WS_S_UPGRADING,		/* request sent, reading the answer */
 	RACER_WS_S_OPEN,		/* WebSocket */
 	RACER_WS_S_DONE			/* res is final; end is due */
@@ -65,6 +66,7 @@ struct racer_ws {
 	struct addrinfo		*ai;		/* every address of the host */
 	struct addrinfo		*cur;		/* the one being tried */
 	char			*host;		/* for messages: host[:port] */
+	char			*name;		/* host as connected to (TLS) */
 	char			*request;
 	struct bufferevent	*bev;
 	struct event		*timer;		/* end report; close wait */
@@ -99,6 +101,7 @@ struct racer_ws {
 static void	racer_ws_try(struct racer_ws *);
 static void	racer_ws_recv(struct racer_ws *);
 static void	racer_ws_flush(struct racer_ws *);
+static void	racer_ws_event_cb(struct bufferevent *, short, void *);
 
 /* Replace what a terminal would act on; s is NUL-terminated. */
 static void
@@ -549,14 +552,43 @@ racer_ws_write_cb(__unused struct bufferevent *bev, void *arg)
 		racer_ws_closed(ws);
 }
 
+/* TCP is up: with wss://, TLS starts on it (racer_tls.c). */
+static int
+racer_ws_start_tls(struct racer_ws *ws)
+{
+	struct bufferevent	*bev;
+	char			 why[256];
+
+	bev = racer_tls_wrap(ws->base, ws->bev, ws->name, why, sizeof why);
+	if (bev == NULL) {
+		racer_ws_end(ws, RACER_WS_TLS, 0, "%s", why);
+		return (-1);
+	}
+	ws->bev = bev;
+	ws->state = RACER_WS_S_TLS;
+	bufferevent_setcb(ws->bev, racer_ws_read_cb, racer_ws_write_cb,
+	    racer_ws_event_cb, ws);
+	if (bufferevent_enable(ws->bev, EV_READ|EV_WRITE) != 0) {
+		racer_ws_end(ws, RACER_WS_TLS, 0, "cannot start TLS");
+		return (-1);
+	}
+	return (0);
+}
+
 static void
 racer_ws_connected(struct racer_ws *ws)
 {
 	int	 fd = bufferevent_getfd(ws->bev), one = 1;
 
-	if (fd != -1 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-	    sizeof one) != 0) {
-		/* Only latency suffers. */
+	if (ws->state == RACER_WS_S_CONNECTING) {
+		if (fd != -1 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof one) != 0) {
+			/* Only latency suffers. */
+		}
+		if (racer_opts.tls) {
+			racer_ws_start_tls(ws);
+			return;
+		}
 	}
 	ws->state = RACER_WS_S_UPGRADING;
 	if (bufferevent_write(ws->bev, ws->request,
@@ -573,7 +605,8 @@ static void
 racer_ws_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 {
 	struct racer_ws	*ws = arg;
-	int		 error = EVUTIL_SOCKET_ERROR();
+	char		 why[256];
+	int		 error = EVUTIL_SOCKET_ERROR(), tls_failed;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		racer_ws_connected(ws);
@@ -586,6 +619,10 @@ racer_ws_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 		errno = error;
 		ws->cur = ws->cur->ai_next;
 		racer_ws_try(ws);
+		return;
+	case RACER_WS_S_TLS:
+		tls_failed = racer_tls_why(ws->bev, why, sizeof why);
+		racer_ws_end(ws, RACER_WS_TLS, tls_failed, "%s", why);
 		return;
 	case RACER_WS_S_UPGRADING:
 		if (what & BEV_EVENT_EOF)
@@ -672,6 +709,7 @@ racer_ws_connect(struct event_base *base, const char *host, const char *port,
 	ws->cbs = *cbs;
 	ws->state = RACER_WS_S_CONNECTING;
 	ws->host = xstrdup(authority);
+	ws->name = xstrdup(host);
 	if ((ws->timer = evtimer_new(base, racer_ws_timer_cb, ws)) == NULL)
 		fatalx("evtimer_new");
 	http_parser_init(&ws->hp, HTTP_RESPONSE);
@@ -771,6 +809,7 @@ racer_ws_free(struct racer_ws *ws)
 	if (ws->ai != NULL)
 		freeaddrinfo(ws->ai);
 	free(ws->host);
+	free(ws->name);
 	free(ws->request);
 	free(ws);
 }

@@ -33,7 +33,7 @@ main(int argc, char **argv)
 {
 	struct config	*cfg;
 	const char	*path = NULL;
-	char		*cause = NULL;
+	char		*cause = NULL, *warn = NULL;
 	int		 ch, test = 0, foreground = 0;
 
 	while ((ch = getopt(argc, argv, "c:fthv")) != -1) {
@@ -67,9 +67,14 @@ main(int argc, char **argv)
 	else
 		cfg = config_default();
 	if (cfg != NULL && (config_resolve(cfg, &cause) != 0 ||
-	    api_load_keys(cfg->api_key_file, &cause) != 0)) {
+	    worker_load_keys(cfg, &warn, &cause) != 0 ||
+	    (test && tls_check(cfg, &cause) != 0))) {
 		config_free(cfg);
 		cfg = NULL;
+	}
+	if (warn != NULL) {
+		fprintf(stderr, "racerd: warning: %s\n", warn);
+		free(warn);
 	}
 	if (cfg == NULL) {
 		fprintf(stderr, "racerd: %s\n", cause);

@@ -16,7 +16,6 @@
 #include "compat.h"
 
 struct event_base;
-typedef void	 bus_reply_cb(void *, void *);	/* reply, arg */
 
 #define RD_AGAIN	-2	/* would block: re-arm and retry */
 
@@ -41,7 +40,12 @@ enum log_level {
 
 struct config {
 	char		*path;		/* file it came from, or NULL */
-	char		*listen;	/* host:port */
+	char		*listen;	/* host:port, "": no plain port */
+	char		*tls_listen;	/* host:port, "": no TLS port */
+	char		*tls_certificate;
+	char		*tls_key;
+	char		*tls_ciphers;	/* TLS 1.2 list, "": OpenSSL's */
+	char		*tls_protocols;	/* "TLSv1.2 TLSv1.3" or either */
 	int		 workers;	/* 0: one per CPU */
 	char		*instance;
 	char		*run_dir;
@@ -52,6 +56,7 @@ struct config {
 	int		 shutdown_timeout;	/* seconds */
 	int		 max_chats;	/* registry room capacity */
 	char		*redis;		/* "embedded", redis://..., unix:... */
+	char		*store_max_memory;	/* "": a quarter of RAM */
 	char		*api_key_file;	/* "": no HTTP publishing */
 	char		*allowed_origins;	/* "": any */
 	int		 max_connections;	/* 0: no limit */
@@ -69,6 +74,11 @@ struct config {
 	int		 reconnect_window;
 	int		 recovery_max;
 	int		 session_lease;
+	int		 presence_events_max;	/* 0: events at any size */
+	char		*auth;		/* "none" or "token" */
+	char		*auth_hmac_key_file;	/* "": no HS256 keys */
+	char		*auth_ed25519_key_file;	/* "": no EdDSA keys */
+	char		*storage_key_file;	/* "": bodies in clear */
 };
 
 #define CONFIG_WORKERS_MAX 256	/* upper bound of workers, also for CPUs */
@@ -98,14 +108,28 @@ struct config_store {
 	char		 path[108];	/* or a unix socket */
 	int		 port;
 	int		 db;
+	char		 user[256];	/* ACL user, "": default (or none) */
+	char		 password[256];	/* "": no AUTH */
 };
 int		 config_store_parse(const char *, struct config_store *);
+char		*config_store_redact(const char *);
+int		 config_same(const struct config *, const struct config *);
 struct config	*config_default(void);
 struct config	*config_load(const char *, char **);
 void		 config_free(struct config *);
 int		 config_resolve(struct config *, char **);
 int		 config_workers(const struct config *);
 const char	*config_level_name(int);
+
+/* tls.c */
+struct bufferevent;
+int		 tls_enabled(const struct config *);
+int		 tls_configure(const struct config *, char **);
+int		 tls_check(const struct config *, char **);
+struct bufferevent *tls_accept(struct event_base *, int);
+const char	*tls_strerror(struct bufferevent *);
+void		 tls_shutdown(struct bufferevent *);
+void		 tls_free(void);
 
 /* master.c */
 struct reg;
@@ -122,7 +146,8 @@ struct worker {
 	int			 nworkers;
 	pid_t			 master;
 	struct event_base	*base;
-	struct evconnlistener	*listener;
+	struct evconnlistener	*listener;	/* plain, or NULL */
+	struct evconnlistener	*tls_listener;	/* TLS, or NULL */
 	struct event		*accept_pause;
 	struct event		*drain_timer;
 	int			 draining;
@@ -135,9 +160,10 @@ struct worker {
 	struct reg_counters	*counters;	/* ours, in the registry */
 };
 extern struct worker	 wk;
-int		 worker_main(struct config *, struct reg *, int, int,
+int		 worker_main(struct config *, struct reg *, int, int, int,
 		     const char *);
 void		 worker_conn_gone(void);
+int		 worker_load_keys(const struct config *, char **, char **);
 void		 worker_store_idle(void);
 
 /* frame.c */
@@ -173,6 +199,8 @@ struct conn {
 	u_int			 refs;
 	enum conn_state		 state;
 	struct bufferevent	*bev;
+	int			 tls;		/* an OpenSSL bufferevent */
+	int			 tls_failed;	/* no close_notify then */
 	struct http_parse	*hp;
 	struct event		*timer;
 	int			 nrequests;
@@ -207,21 +235,23 @@ struct conn {
 	char			 user[CONN_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];
 
-	/* Session and position (sess.c, room.c) */
+	/* Joining, session and position (join.c, sess.c, room.c) */
+	struct join		*join;		/* NULL once joined */
 	uint64_t		 owner;		/* n of host:pid:n */
 	int			 attached;	/* its session is ours */
 	int			 close_by_client;
 	uint64_t		 queued_seq;	/* last seq queued to it */
 	uint64_t		 flushed_seq;	/* queued when output drained */
 	uint64_t		 acked_seq;	/* from {"type":"ack"} */
-	int64_t			 resume_from;	/* replay after this, or -1 */
-	char			 resume_epoch[65];	/* "" for any */
-	int			 resuming;	/* claimed a session token */
 	uint64_t		 gen;		/* claim generation, 0: new */
 	int			 replaying;	/* live messages are held */
-	uint64_t		 replay_to;	/* latest seq at the seam */
 	struct conn_held	*held;		/* held during a replay */
 	struct conn_held	**held_tail;
+
+	/* Authorisation (auth.c); rights are AUTH_ALL with auth = none. */
+	int			 auth_rights;	/* AUTH_READ|... granted */
+	int64_t			 auth_exp;	/* token's exp, 0: none */
+	struct event		*auth_timer;	/* closes 4001 at the expiry */
 };
 struct conn_held {
 	struct conn_held	*next;
@@ -229,7 +259,7 @@ struct conn_held {
 	uint64_t		 seq;		/* 0: not a message */
 };
 int		 conn_init(void);
-void		 conn_accept(int);
+void		 conn_accept(int, int);
 void		 conn_drain_all(void);
 void		 conn_free_all(void);
 void		 conn_ref(struct conn *);
@@ -239,17 +269,166 @@ void		 conn_close_after_write(struct conn *);
 struct evbuffer	*conn_output(struct conn *);
 void		 conn_wait(struct conn *);
 void		 conn_answered(struct conn *, int);
+int		 conn_upgrade_finish(struct conn *, const char *, const char *,
+		     int);
+void		 conn_ws_begin(struct conn *);
+
+/* join.c */
+struct join_params {
+	const char	*chat;
+	const char	*key;		/* Sec-WebSocket-Key */
+	int		 keep;		/* keep-alive */
+	const char	*token;		/* session to resume, or NULL */
+	int64_t		 last;		/* ?last=, or -1 */
+	int64_t		 since;		/* ?since=, or -1 */
+	const char	*epoch;		/* ?epoch=, or "" */
+};
+void		 join_start(struct conn *, const struct join_params *);
+void		 join_drive(struct conn *);
+void		 join_free(struct conn *);
+void		 join_output_drained(struct conn *);
+
+/* seal.c */
+struct auth_keys;
+int		 seal_configure(const struct config *, char **, char **);
+int		 seal_enabled(void);
+char		*seal_tail(const char *, const char *);
+int		 seal_open(const struct auth_keys *, const char *, size_t,
+		     const char *, size_t, char **, size_t *);
+int		 seal_open_env(const char *, size_t, const char *, size_t,
+		     char **, size_t *);
+char		*seal_tail_with(const struct auth_keys *, const char *,
+		     const char *);
+
+/* bus.c */
+#define BUS_EPOCH_MAX	64		/* bytes of an epoch */
+struct redisReply;
+struct bus_entry {			/* one message of a chat's history */
+	uint64_t	 seq;
+	const char	*env;		/* the envelope, as delivered */
+	size_t		 len;
+};
+struct bus_info {			/* where a chat is */
+	uint64_t	 latest;
+	const char	*epoch;
+};
+struct bus_page {			/* a page of history, oldest first */
+	uint64_t		 latest;
+	const char		*epoch;		/* NULL: the chat has none */
+	struct bus_entry	*entries;
+	size_t			 n;
+};
+struct bus_sent {			/* what became of a publish */
+	int		 repeat;	/* the id was seen before */
+	uint64_t	 seq;
+	const char	*env;		/* repeat: the original, or NULL */
+	size_t		 len;
+};
+enum bus_claim_result {
+	BUS_CLAIM_OK,
+	BUS_CLAIM_UNKNOWN,		/* no such session, or it expired */
+	BUS_CLAIM_FOREIGN		/* another user's session */
+};
+struct bus_claim {			/* a resume's claim of its session */
+	enum bus_claim_result	 result;
+	const char		*user;
+	const char		*epoch;
+	int64_t			 last;		/* -1: unknown */
+	uint64_t		 gen;		/* claims so far, this one too */
+};
+struct bus_pos {			/* where a user left a chat */
+	char		 epoch[BUS_EPOCH_MAX + 1];
+	uint64_t	 seq;
+};
+struct bus_member {			/* presence: one user */
+	const char	*user;
+	int		 connected;	/* else away */
+};
+struct bus_session {			/* what names a session in the store */
+	const char	*chat;
+	const char	*token;
+	const char	*user;		/* claim: "" for any */
+	const char	*owner;		/* host:pid:n of its connection */
+};
+struct bus_lease {			/* a lease to renew */
+	const char	*chat;
+	const char	*token;
+	const char	*owner;
+	uint64_t	 last;		/* the client's position */
+};
+enum bus_event_type {
+	BUS_EVENT_MESSAGE,		/* epoch, seq, json: an envelope */
+	BUS_EVENT_FRAME,		/* json: a frame for every member */
+	BUS_EVENT_CLAIM			/* token, gen: a session was claimed */
+};
+struct bus_event {			/* one message on a chat's channel */
+	enum bus_event_type	 type;
+	const char		*epoch;
+	size_t			 elen;
+	uint64_t		 seq;
+	const char		*json;
+	size_t			 jlen;
+	char			 token[CONN_TOKEN_LEN + 1];
+	uint64_t		 gen;
+};
+/* Callbacks get NULL (or -1 for a number) when the store failed. */
+typedef void	 bus_info_cb(const struct bus_info *, void *);
+typedef void	 bus_range_cb(const struct bus_entry *, size_t, void *);
+typedef void	 bus_page_cb(const struct bus_page *, void *);
+typedef void	 bus_sent_cb(const struct bus_sent *, void *);
+typedef void	 bus_claim_cb(const struct bus_claim *, void *);
+typedef void	 bus_pos_cb(int, const struct bus_pos *, void *);
+typedef void	 bus_gen_cb(int64_t, void *);
+typedef void	 bus_members_cb(const struct bus_member *, size_t, void *);
+u_int		 bus_pending(void);
+int		 bus_init(struct event_base *, const char *, const char *,
+		     int);
+void		 bus_shutdown(void);
+int		 bus_is_up(const char **);
+int		 bus_subscribe(const char *, size_t);
+int		 bus_unsubscribe(const char *, size_t);
+int		 bus_room_info(const char *, size_t, bus_info_cb *, void *);
+int		 bus_publish(const char *, size_t, const char *, const char *,
+		     const char *, const char *, bus_sent_cb *, void *);
+int		 bus_range(const char *, size_t, uint64_t, uint64_t, int,
+		     bus_range_cb *, void *);
+int		 bus_history(const char *, size_t, uint64_t, uint64_t, int,
+		     bus_page_cb *, void *);
+int		 bus_presence(const char *, size_t, bus_members_cb *, void *);
+int		 bus_attach(const struct bus_session *, const char *, uint64_t,
+		     uint64_t, bus_pos_cb *, void *);
+int		 bus_claim(const struct bus_session *, uint64_t, bus_claim_cb *,
+		     void *);
+int		 bus_detach(const struct bus_session *, uint64_t, uint64_t);
+int		 bus_end(const struct bus_session *, uint64_t, int);
+int		 bus_expire(uint64_t, int);
+int		 bus_renew(const struct bus_lease *, size_t, uint64_t);
+int		 bus_generation(const char *, const char *, bus_gen_cb *,
+		     void *);
+int		 bus_decode_info(const struct redisReply *, struct bus_info *);
+int		 bus_decode_sent(const struct redisReply *, struct bus_sent *);
+int		 bus_decode_range(const struct redisReply *,
+		     struct bus_entry **, size_t *);
+int		 bus_decode_page(const struct redisReply *, struct bus_page *);
+int		 bus_decode_claim(const struct redisReply *,
+		     struct bus_claim *);
+int		 bus_decode_pos(const struct redisReply *, struct bus_pos *);
+int		 bus_decode_members(const struct redisReply *,
+		     struct bus_member **, size_t *);
+int		 bus_decode_gen(const struct redisReply *, uint64_t *);
+int		 bus_decode_event(const char *, size_t, struct bus_event *);
 
 /* sess.c */
 int		 sess_init(void);
 void		 sess_shutdown(void);
 void		 sess_new(struct conn *);
-void		 sess_owner_name(struct conn *, char *, size_t);
 int		 sess_valid_token(const char *, size_t);
-void		 sess_attach(struct conn *, const char *, uint64_t);
-int		 sess_claim(struct conn *, const char *, const char *,
-		     const char *, bus_reply_cb *, void *);
+int		 sess_attach(struct conn *, const char *, uint64_t,
+		     bus_pos_cb *, void *);
+int		 sess_claim(struct conn *, const char *, bus_claim_cb *,
+		     void *);
 void		 sess_detach(struct conn *);
+void		 sess_abandon(struct conn *, const char *, uint64_t);
 void		 sess_check_gen(struct conn *);
 void		 sess_taken_over(struct conn *);
 
@@ -261,6 +440,62 @@ uint32_t	 iplimit_bucket(const struct sockaddr *);
 int		 iplimit_conn_add(int, uint32_t, int);
 void		 iplimit_conn_del(int, uint32_t);
 int		 iplimit_request(int, uint32_t, int);
+
+/* auth.c */
+#define AUTH_LEEWAY	30	/* seconds of clock skew for exp, nbf, iat */
+#define AUTH_TOKEN_MAX	4096	/* bytes of a token; longer is refused */
+#define AUTH_KID_MAX	64
+#define AUTH_KEY_MAX	512	/* bytes of an HMAC key */
+#define AUTH_HMAC_MIN	32	/* ... at least */
+#define AUTH_KEYS_MAX	256	/* keys in one file */
+#define AUTH_READ	0x1	/* join, live messages, presence */
+#define AUTH_WRITE	0x2	/* msg frames, POST */
+#define AUTH_HISTORY	0x4	/* history frames and pages */
+#define AUTH_ALL	(AUTH_READ|AUTH_WRITE|AUTH_HISTORY)
+#define AUTH_CHALLENGE	"WWW-Authenticate: Bearer\r\n"
+enum auth_alg {
+	AUTH_HS256,
+	AUTH_EDDSA,
+	AUTH_STORAGE			/* not a token's: storage-key-file */
+};
+struct auth_key {
+	char		 kid[AUTH_KID_MAX + 1];
+	enum auth_alg	 alg;
+	size_t		 len;
+	uint8_t		 key[AUTH_KEY_MAX];
+};
+struct auth_keys {
+	struct auth_key	*k;		/* n keys, HS256 then EdDSA */
+	size_t		 n;
+	size_t		 nhmac;		/* of which HS256 */
+};
+struct auth_claims {
+	char		 sub[CONN_USER_MAX + 1];
+	int64_t		 exp;
+	int		 rights;	/* AUTH_READ|AUTH_WRITE|AUTH_HISTORY */
+	char		**chats;	/* ids, or prefixes ending in '*' */
+	size_t		 nchats;
+};
+struct http_req;
+int		 auth_keys_load(struct auth_keys *, const char *,
+		     const char *, char **, char **);
+void		 auth_keys_clear(struct auth_keys *);
+int		 auth_load_file(struct auth_keys *, enum auth_alg,
+		     const char *, char **, char **);
+int		 auth_verify(const struct auth_keys *, const char *, size_t,
+		     int64_t, struct auth_claims *, const char **);
+int		 auth_grants(const struct auth_claims *, const char *, size_t);
+void		 auth_claims_clear(struct auth_claims *);
+int		 auth_configure(const struct config *, char **, char **);
+int		 auth_enabled(void);
+void		 auth_check_listen(int);
+int		 auth_join(struct conn *, const struct http_req *,
+		     const char *, size_t, int, int *, const char **);
+int		 auth_request(const struct http_req *, const char *, size_t,
+		     int, char *, size_t, int *, const char **);
+int		 auth_allowed(struct conn *, int, const char *);
+void		 auth_refresh(struct conn *, const char *, size_t);
+void		 auth_conn_free(struct conn *);
 
 /* api.c */
 struct http_req;
@@ -287,10 +522,10 @@ void		 ws_free(struct conn *);
 
 /* room.c */
 struct room	*room_join(struct conn *, const char *, size_t);
-void		 room_greet(struct conn *);
-void		 room_replay(struct conn *, uint64_t, const char *);
-void		 room_replay_done(struct conn *);
+int		 room_is_ready(struct room *);
+void		 room_release(struct conn *);
 const char	*room_name(struct room *);
+const char	*room_epoch(struct room *);
 uint64_t	 room_latest(struct room *);
 void		 room_leave(struct conn *);
 void		 room_publish(struct conn *, const char *, size_t,
@@ -298,50 +533,17 @@ void		 room_publish(struct conn *, const char *, size_t,
 void		 room_on_subscribed(const char *, size_t);
 void		 room_on_unsubscribed(const char *, size_t);
 void		 room_sub_lost(void);
-void		 room_on_message(const char *, size_t, const char *, size_t);
+void		 room_on_event(const char *, size_t, const struct bus_event *);
 void		 room_resubscribe_all(void);
 void		 room_init(void);
 void		 room_free_all(void);
-u_int		 room_count(void);
-
-/* bus.c */
-struct bus_script {
-	const char	*body;
-	char		 sha[41];
-};
-struct bus_call;
-void		 bus_script_register(struct bus_script *);
-struct bus_call	*bus_call_new(bus_reply_cb *, void *);
-struct bus_call	*bus_script_call(struct bus_script *, bus_reply_cb *,
-		     void *);
-void		 bus_call_arg(struct bus_call *, const char *, size_t);
-void		 bus_call_argf(struct bus_call *, const char *, ...)
-		     __attribute__((__format__(__printf__, 2, 3)));
-void		 bus_call_key(struct bus_call *, const char *, size_t,
-		     const char *);
-void		 bus_call_epoch(struct bus_call *);
-int		 bus_call_send(struct bus_call *);
-u_int		 bus_pending(void);
-int		 bus_init(struct event_base *, const char *, const char *,
-		     int);
-void		 bus_shutdown(void);
-int		 bus_is_up(const char **);
-int		 bus_subscribe(const char *, size_t);
-int		 bus_unsubscribe(const char *, size_t);
-int		 bus_room_info(const char *, size_t, bus_reply_cb *, void *);
-int		 bus_publish(const char *, size_t, const char *, const char *,
-		     const char *, const char *, bus_reply_cb *, void *);
-int		 bus_range(const char *, size_t, uint64_t, uint64_t, int,
-		     bus_reply_cb *, void *);
-int		 bus_history(const char *, size_t, uint64_t, uint64_t, int,
-		     bus_reply_cb *, void *);
 
 /* store.c */
 char		*store_address(const struct config *);
 int		 store_embedded_start(const struct config *, char **);
 pid_t		 store_embedded_pid(void);
 void		 store_embedded_stop(int);
-void		 store_check_policy(const char *);
+int		 store_check_policy(const char *, char **);
 
 /* log.c */
 void		 log_open(const char *, int, int, const char *);

@@ -15,10 +15,10 @@
  *
  * Life cycle: created on the first join (SUBSCRIBE), known once the store
  * has told it the latest seq and epoch (bus_room_info), at which point
- * waiting members get their welcome.  After the last member leaves the
+ * waiting members go on joining (join.c).  After the last member leaves the
  * room lingers ROOM_LINGER_MS, then unsubscribes and is freed when the
- * store confirms (hiredis forgets a channel's callback on the unsubscribe
- * reply, so a room is never re-subscribed before that reply).
+ * store confirms (the client library forgets a channel's callback on the
+ * unsubscribe reply, so a room is never re-subscribed before it).
  */
 #include <sys/types.h>
 
@@ -27,7 +27,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <sodium.h>
 
 #include "racerd.h"
@@ -36,7 +35,6 @@
 
 #define ROOM_LINGER_MS		2000
 #define ROOM_PENDING_MAX	65536	/* held messages before a full reread */
-#define ROOM_EPOCH_MAX		64
 
 enum room_state {
 	ROOM_SUBSCRIBING,	/* SUBSCRIBE sent (or link down) */
@@ -62,7 +60,7 @@ struct room {
 	int			 busy;		/* info or range outstanding */
 	int			 dead;		/* freed when busy ends */
 	uint64_t		 last;		/* last seq delivered */
-	char			 epoch[ROOM_EPOCH_MAX + 1];
+	char			 epoch[BUS_EPOCH_MAX + 1];
 	struct room_msg		*held;		/* sorted by seq */
 	u_int			 nheld;
 	struct event		*linger;
@@ -79,7 +77,6 @@ static struct {
 } rooms;
 
 static void	room_catch_up(struct room *);
-static uint64_t	room_entry_seq(const redisReply *);
 static void	room_drain(struct room *);
 
 static uint64_t
@@ -131,13 +128,6 @@ room_init(void)
 	rooms.size = 256;
 	rooms.table = xcalloc(rooms.size, sizeof *rooms.table);
 	randombytes_buf(rooms.key, sizeof rooms.key);
-}
-
-/* Rooms this worker has. */
-u_int
-room_count(void)
-{
-	return (rooms.count);
 }
 
 static void
@@ -219,34 +209,11 @@ room_new(const char *name, size_t len)
 }
 
 /*
- * Welcome a member, then hold its live messages until it is known what it
- * missed: a resumed session or a join with since replays from the
- * client's position; a plain join records a new session first and replays
- * from where the user left, if the store kept that.
+ * Queue a frame to a member, or hold it while the member joins.  Every
+ * delivery to a member passes here, and a message at or below what the
+ * member already has is never sent again (live, gap fill, held or
+ * replayed: the one guard of "no duplicates" per connection).
  */
-static void
-room_welcome(struct room *r, struct conn *c)
-{
-	char	*s;
-
-	s = proto_welcome(r->name, c->user, c->session, r->epoch, r->last,
-	    wk.cfg->reconnect_window);
-	c->welcomed = 1;
-	ws_send_text(c, s, strlen(s));
-	free(s);
-	c->queued_seq = c->flushed_seq = r->last;
-	c->replaying = 1;
-	c->replay_to = r->last;
-	if (c->resuming) {
-		if (c->gen > 0)
-			sess_check_gen(c);
-		room_replay(c, c->resume_from, c->resume_epoch);
-	}
-	else
-		sess_attach(c, r->epoch, r->last);
-}
-
-/* Queue a frame to a member, or hold it while the member replays. */
 static void
 room_send(struct conn *c, struct frame *f, uint64_t seq)
 {
@@ -264,103 +231,26 @@ room_send(struct conn *c, struct frame *f, uint64_t seq)
 		c->held_tail = &h->next;
 		return;
 	}
+	if (seq != 0 && seq <= c->queued_seq)
+		return;
 	if (ws_send_frame(c, f) == 0 && seq != 0)
 		c->queued_seq = seq;
 }
 
-/* The replay is over: send what was held, in order. */
+/* The join is over (join.c): send what was held, in order. */
 void
-room_replay_done(struct conn *c)
+room_release(struct conn *c)
 {
 	struct conn_held	*h;
 
 	c->replaying = 0;
 	while ((h = c->held) != NULL) {
 		c->held = h->next;
-		if (h->seq == 0 || h->seq > c->queued_seq)
-			room_send(c, h->f, h->seq);
+		room_send(c, h->f, h->seq);
 		frame_unref(h->f);
 		free(h);
 	}
 	c->held_tail = NULL;
-}
-
-static void
-room_resumed(struct conn *c, uint64_t from, uint64_t replayed, int complete)
-{
-	char	*s;
-
-	s = proto_resumed(from, c->replay_to, replayed, complete);
-	ws_send_text(c, s, strlen(s));
-	free(s);
-	room_replay_done(c);
-}
-
-static void
-room_on_replay(void *reply_, void *arg)
-{
-	redisReply	*reply = reply_, *e, *fields;
-	struct conn	*c = arg;
-	uint64_t	 from = (uint64_t)c->resume_from, want, seq;
-	size_t		 i;
-
-	if (c->state != CONN_WS || c->room == NULL)
-		goto out;
-	want = c->replay_to - from;
-	/* All or nothing: every seq from+1..replay_to, or none. */
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements != want) {
-		room_resumed(c, from, 0, 0);
-		goto out;
-	}
-	for (i = 0; i < reply->elements; i++) {
-		e = reply->element[i];
-		seq = room_entry_seq(e);
-		if (seq != from + 1 + i) {
-			room_resumed(c, from, 0, 0);
-			goto out;
-		}
-	}
-	for (i = 0; i < reply->elements; i++) {
-		fields = reply->element[i]->element[1];
-		if (fields->type == REDIS_REPLY_ARRAY && fields->elements >= 2)
-			ws_send_text(c, fields->element[1]->str,
-			    fields->element[1]->len);
-	}
-	c->queued_seq = c->replay_to;
-	room_resumed(c, from, want, 1);
-out:
-	conn_unref(c);
-}
-
-/*
- * Replay to c what it missed after seq from, up to the seam (replay_to),
- * if its epoch is the chat's, it is not more than recovery-max messages,
- * and history still has every one of them; else nothing, and resumed says
- * complete:false.
- */
-void
-room_replay(struct conn *c, uint64_t from, const char *epoch)
-{
-	struct room	*r = c->room;
-
-	c->resume_from = from;
-	if ((*epoch != '\0' && strcmp(epoch, r->epoch) != 0) ||
-	    from > c->replay_to ||
-	    c->replay_to - from > (uint64_t)wk.cfg->recovery_max) {
-		room_resumed(c, from, 0, 0);
-		return;
-	}
-	if (from == c->replay_to) {
-		room_resumed(c, from, 0, 1);
-		return;
-	}
-	conn_ref(c);
-	if (bus_range(r->name, r->len, from + 1, c->replay_to,
-	    c->replay_to - from, room_on_replay, c) != 0) {
-		conn_unref(c);
-		room_resumed(c, from, 0, 0);
-	}
 }
 
 /*
@@ -392,6 +282,13 @@ room_name(struct room *r)
 	return (r->name);
 }
 
+/* The epoch of the chat, as the room knows it. */
+const char *
+room_epoch(struct room *r)
+{
+	return (r->epoch);
+}
+
 /* The last seq this worker delivered in the room. */
 uint64_t
 room_latest(struct room *r)
@@ -399,15 +296,22 @@ room_latest(struct room *r)
 	return (r->last);
 }
 
-/* Welcome a member that just joined if the room knows where it is. */
-void
-room_greet(struct conn *c)
+/* Returns 1 if the room is subscribed and knows where the chat is. */
+int
+room_is_ready(struct room *r)
 {
-	struct room	*r = c->room;
+	return (r->known && r->state == ROOM_SUBSCRIBED);
+}
 
-	if (r != NULL && r->known && r->state == ROOM_SUBSCRIBED &&
-	    !c->welcomed)
-		room_welcome(r, c);
+/* Members waiting for the room to be ready go on joining. */
+static void
+room_ready(struct room *r)
+{
+	struct conn	*c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &r->members, member, next)
+		if (c->join != NULL)
+			join_drive(c);
 }
 
 /* Take a connection out of its chat. */
@@ -492,21 +396,11 @@ room_drain(struct room *r)
 		room_catch_up(r);
 }
 
-static uint64_t
-room_entry_seq(const redisReply *e)
-{
-	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-	    e->element[0]->type != REDIS_REPLY_STRING)
-		return (0);
-	return (strtoull(e->element[0]->str, NULL, 10));
-}
-
 static void
-room_on_range(void *reply_, void *arg)
+room_on_range(const struct bus_entry *e, size_t n, void *arg)
 {
-	redisReply	*reply = reply_, *e, *fields;
 	struct room	*r = arg;
-	uint64_t	 seq, before = r->last;
+	uint64_t	 before = r->last;
 	size_t		 i;
 
 	r->busy = 0;
@@ -514,25 +408,16 @@ room_on_range(void *reply_, void *arg)
 		room_free(r);
 		return;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (e == NULL) {
 		/* The store went away; the resubscription catches up. */
 		return;
 	}
-	for (i = 0; i < reply->elements; i++) {
-		e = reply->element[i];
-		seq = room_entry_seq(e);
-		fields = e->element[1];
-		if (seq != r->last + 1 || fields->type != REDIS_REPLY_ARRAY ||
-		    fields->elements < 2 ||
-		    fields->element[1]->type != REDIS_REPLY_STRING)
-			continue;
-		room_deliver(r, seq, fields->element[1]->str,
-		    fields->element[1]->len);
-	}
+	for (i = 0; i < n; i++)
+		if (e[i].seq == r->last + 1)
+			room_deliver(r, e[i].seq, e[i].env, e[i].len);
 	if (r->last > before)
 		wk.counters->gaps_filled++;
-	if (r->held != NULL && r->held->seq > r->last + 1 &&
-	    reply->elements == 0) {
+	if (r->held != NULL && r->held->seq > r->last + 1 && n == 0) {
 		/* History no longer has them: they are gone for good. */
 		log_warnx("chat %s: seq %llu..%llu are not in history; "
 		    "skipping them", r->name,
@@ -559,30 +444,23 @@ room_catch_up(struct room *r)
 }
 
 static void
-room_on_info(void *reply_, void *arg)
+room_on_info(const struct bus_info *info, void *arg)
 {
-	redisReply	*reply = reply_;
 	struct room	*r = arg;
-	struct conn	*c;
 
 	r->busy = 0;
 	if (r->dead) {
 		room_free(r);
 		return;
 	}
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements != 2 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_STRING) {
+	if (info == NULL) {
 		/* Store trouble: members wait; the resubscription retries. */
 		return;
 	}
 	r->known = 1;
-	r->last = reply->element[0]->integer;
-	snprintf(r->epoch, sizeof r->epoch, "%s", reply->element[1]->str);
-	TAILQ_FOREACH(c, &r->members, member)
-		if (!c->welcomed)
-			room_welcome(r, c);
+	r->last = info->latest;
+	snprintf(r->epoch, sizeof r->epoch, "%s", info->epoch);
+	room_ready(r);
 	room_drain(r);
 }
 
@@ -591,16 +469,13 @@ void
 room_on_subscribed(const char *name, size_t len)
 {
 	struct room	*r;
-	struct conn	*c;
 
 	if ((r = room_find(name, len)) == NULL)
 		return;
 	r->state = ROOM_SUBSCRIBED;
 	if (r->known) {
 		/* Members who joined while it was (re)subscribing. */
-		TAILQ_FOREACH(c, &r->members, member)
-			if (!c->welcomed)
-				room_welcome(r, c);
+		room_ready(r);
 		room_catch_up(r);
 		return;
 	}
@@ -628,99 +503,88 @@ room_on_unsubscribed(const char *name, size_t len)
 	bus_subscribe(r->name, r->len);
 }
 
-/* Parse "EPOCH SEQ JSON" from the channel. Returns 0 or -1. */
-static int
-room_parse(const char *msg, size_t len, const char **epoch, size_t *elen,
-    uint64_t *seq, const char **json, size_t *jlen)
-{
-	const char	*sp1, *sp2;
-	char		*end;
-
-	if ((sp1 = memchr(msg, ' ', len)) == NULL)
-		return (-1);
-	if ((sp2 = memchr(sp1 + 1, ' ', len - (sp1 + 1 - msg))) == NULL)
-		return (-1);
-	*epoch = msg;
-	*elen = sp1 - msg;
-	*seq = strtoull(sp1 + 1, &end, 10);
-	if (end != sp2 || *seq == 0 || *elen > ROOM_EPOCH_MAX)
-		return (-1);
-	*json = sp2 + 1;
-	*jlen = len - (*json - msg);
-	return (0);
-}
-
-/*
- * Not a message: "! JSON" is a frame for every member (presence), and
- * "K TOKEN GEN" says a session was claimed for the GENth time: its
- * connections here with an older claim are closed with 4009.
- */
+/* A frame for every member (presence), from the chat's channel. */
 static void
-room_control(struct room *r, const char *msg, size_t len)
+room_frame(struct room *r, const char *json, size_t len)
 {
 	struct frame	*f;
 	struct conn	*c, *next;
-	char		 token[CONN_TOKEN_LEN + 1];
-	unsigned long long gen;
 
-	if (msg[0] == '!') {
-		f = frame_text(msg + 2, len - 2);
-		TAILQ_FOREACH_SAFE(c, &r->members, member, next)
-			if (c->welcomed)
-				room_send(c, f, 0);
-		frame_unref(f);
-		return;
-	}
-	if (len > 100 || sscanf(msg, "K %22s %llu", token, &gen) != 2)
-		return;
+	f = frame_text(json, len);
+	TAILQ_FOREACH_SAFE(c, &r->members, member, next)
+		if (c->welcomed)
+			room_send(c, f, 0);
+	frame_unref(f);
+}
+
+/*
+ * A session was claimed for the genth time: its connections here with an
+ * older claim are closed with 4009.
+ */
+static void
+room_claimed(struct room *r, const char *token, uint64_t gen)
+{
+	struct conn	*c, *next;
+
 	TAILQ_FOREACH_SAFE(c, &r->members, member, next) {
 		if (c->gen < gen && strcmp(c->session, token) == 0)
 			sess_taken_over(c);
 	}
 }
 
-/* A message from the chat's channel. */
-void
-room_on_message(const char *name, size_t len, const char *msg, size_t mlen)
+/* A message. */
+static void
+room_message(struct room *r, const struct bus_event *ev)
 {
-	struct room	*r;
-	const char	*epoch, *json;
-	size_t		 elen, jlen;
-	uint64_t	 seq;
+	struct conn	*c;
 
-	if ((r = room_find(name, len)) == NULL)
-		return;
-	if (mlen > 2 && msg[1] == ' ' && (msg[0] == '!' || msg[0] == 'K')) {
-		room_control(r, msg, mlen);
-		return;
-	}
-	if (room_parse(msg, mlen, &epoch, &elen, &seq, &json, &jlen) != 0) {
-		log_warnx("chat %s: malformed message on the channel", r->name);
-		return;
-	}
-	if (r->known && (strlen(r->epoch) != elen ||
-	    memcmp(r->epoch, epoch, elen) != 0)) {
+	if (r->known && (strlen(r->epoch) != ev->elen ||
+	    memcmp(r->epoch, ev->epoch, ev->elen) != 0)) {
 		/* The store lost the chat's history: a new epoch begins. */
 		log_warnx("chat %s: new epoch %.*s (was %s)", r->name,
-		    (int)elen, epoch, r->epoch);
-		snprintf(r->epoch, sizeof r->epoch, "%.*s", (int)elen, epoch);
+		    (int)ev->elen, ev->epoch, r->epoch);
+		snprintf(r->epoch, sizeof r->epoch, "%.*s", (int)ev->elen,
+		    ev->epoch);
 		r->last = 0;
 		room_drop_held(r);
+		TAILQ_FOREACH(c, &r->members, member)
+			c->queued_seq = c->flushed_seq = c->acked_seq = 0;
 	}
 	if (!r->known || r->busy) {
-		room_hold(r, seq, json, jlen);
+		room_hold(r, ev->seq, ev->json, ev->jlen);
 		return;
 	}
-	if (seq <= r->last)
+	if (ev->seq <= r->last)
 		return;
-	if (seq == r->last + 1) {
-		room_deliver(r, seq, json, jlen);
+	if (ev->seq == r->last + 1) {
+		room_deliver(r, ev->seq, ev->json, ev->jlen);
 		if (r->held != NULL)
 			room_drain(r);
 		return;
 	}
-	room_hold(r, seq, json, jlen);
+	room_hold(r, ev->seq, ev->json, ev->jlen);
 	room_catch_up(r);
+}
+
+/* Something on the chat's channel (bus.c decoded it). */
+void
+room_on_event(const char *name, size_t len, const struct bus_event *ev)
+{
+	struct room	*r;
+
+	if ((r = room_find(name, len)) == NULL)
+		return;
+	switch (ev->type) {
+	case BUS_EVENT_MESSAGE:
+		room_message(r, ev);
+		break;
+	case BUS_EVENT_FRAME:
+		room_frame(r, ev->json, ev->jlen);
+		break;
+	case BUS_EVENT_CLAIM:
+		room_claimed(r, ev->token, ev->gen);
+		break;
+	}
 }
 
 /* The subscription link broke: every room must subscribe again. */
@@ -766,9 +630,8 @@ struct room_send {
 };
 
 static void
-room_on_published(void *reply_, void *arg)
+room_on_published(const struct bus_sent *sent, void *arg)
 {
-	redisReply	*reply = reply_;
 	struct room_send *s = arg;
 	struct conn	*c = s->c;
 	struct room	*r = c->room;
@@ -776,23 +639,19 @@ room_on_published(void *reply_, void *arg)
 
 	if (c->state != CONN_WS || r == NULL)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 3 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+	if (sent == NULL) {
 		ws_send_error_id(c, "unavailable", "the store did not take "
 		    "the message; send it again with the same id", s->id);
 		goto out;
 	}
-	if (reply->element[0]->integer == 1)
+	if (!sent->repeat)
 		goto out;	/* the echo comes through the channel */
 	/* A repeat: answer with the original, to the sender only. */
-	if (reply->elements == 4 &&
-	    reply->element[3]->type == REDIS_REPLY_STRING)
-		ws_send_text(c, reply->element[3]->str, reply->element[3]->len);
+	if (sent->env != NULL)
+		ws_send_text(c, sent->env, sent->len);
 	else {
-		xasprintf(&env, "%s%lld%s", r->head,
-		    reply->element[1]->integer, s->tail);
+		xasprintf(&env, "%s%llu%s", r->head,
+		    (unsigned long long)sent->seq, s->tail);
 		ws_send_text(c, env, strlen(env));
 		free(env);
 	}
@@ -849,7 +708,7 @@ room_free_all(void)
 			room_free(r);
 		}
 	}
-	/* Rooms still awaiting a reply are freed by hiredis's teardown. */
+	/* Rooms awaiting a reply go when bus_shutdown ends the calls. */
 	free(rooms.table);
 	rooms.table = NULL;
 }

@@ -8,7 +8,10 @@
  * The child gets PR_SET_PDEATHSIG so it never outlives the master.
  *
  * With an external store the master only checks its maxmemory-policy at
- * start and warns loudly unless it is noeviction.
+ * start and warns loudly unless it is noeviction; a store that refuses
+ * the configured credentials stops the start (a store that cannot be
+ * reached does not: workers keep trying).  Addresses are logged through
+ * config_store_redact: a password never reaches a log.
  */
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -47,9 +50,40 @@ store_address(const struct config *cfg)
 	return (s);
 }
 
-/* Connect synchronously to an address in the forms store_address gives. */
+/*
+ * AUTH with the credentials of st, if it has any.  Returns 0, or -1 with
+ * the store's answer in why.
+ */
+static int
+store_auth_sync(redisContext *c, const struct config_store *st, char *why,
+    size_t len)
+{
+	redisReply	*r;
+	int		 rc = 0;
+
+	if (st->password[0] == '\0')
+		return (0);
+	if (st->user[0] != '\0')
+		r = redisCommand(c, "AUTH %s %s", st->user, st->password);
+	else
+		r = redisCommand(c, "AUTH %s", st->password);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		snprintf(why, len, "%s", r != NULL ? r->str : c->errstr);
+		rc = -1;
+	}
+	if (r != NULL)
+		freeReplyObject(r);
+	return (rc);
+}
+
+/*
+ * Connect synchronously to an address in the forms store_address gives,
+ * and authenticate.  Returns the context, or NULL; a refused AUTH puts
+ * the store's answer in denied (else it is left empty).
+ */
 static redisContext *
-store_connect_sync(const char *addr, int timeout_ms)
+store_connect_sync(const char *addr, int timeout_ms, char *denied,
+    size_t len)
 {
 	struct timeval	 tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	struct config_store st;
@@ -71,6 +105,10 @@ store_connect_sync(const char *addr, int timeout_ms)
 		return (NULL);
 	}
 	redisSetTimeout(c, tv);
+	if (store_auth_sync(c, &st, denied, len) != 0) {
+		redisFree(c);
+		return (NULL);
+	}
 	if (db != 0) {
 		r = redisCommand(c, "SELECT %d", db);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
@@ -90,9 +128,11 @@ store_ping(const char *addr)
 {
 	redisContext	*c;
 	redisReply	*r;
+	char		 denied[256] = "";
 	int		 ok = 0;
 
-	if ((c = store_connect_sync(addr, 500)) == NULL)
+	if ((c = store_connect_sync(addr, 500, denied, sizeof denied)) ==
+	    NULL)
 		return (0);
 	r = redisCommand(c, "PING");
 	if (r != NULL && r->type == REDIS_REPLY_STATUS)
@@ -106,17 +146,28 @@ store_ping(const char *addr)
 /*
  * Warn loudly unless the store's maxmemory-policy is noeviction: with
  * eviction, history (and so acknowledged messages) can silently vanish.
+ * Returns 0, or -1 with *cause if the store refuses our credentials.
  */
-void
-store_check_policy(const char *addr)
+int
+store_check_policy(const char *addr_, char **cause)
 {
 	redisContext	*c;
 	redisReply	*r;
+	char		 denied[256] = "", *addr;
 
-	if ((c = store_connect_sync(addr, 2000)) == NULL) {
+	addr = config_store_redact(addr_);
+	if ((c = store_connect_sync(addr_, 2000, denied, sizeof denied)) ==
+	    NULL) {
+		if (denied[0] != '\0') {
+			xasprintf(cause, "store %s refused to authenticate: %s",
+			    addr, denied);
+			free(addr);
+			return (-1);
+		}
 		log_warnx("store %s is not reachable at start; workers will "
 		    "keep retrying", addr);
-		return;
+		free(addr);
+		return (0);
 	}
 	r = redisCommand(c, "CONFIG GET maxmemory-policy");
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -132,12 +183,33 @@ store_check_policy(const char *addr)
 	if (r != NULL)
 		freeReplyObject(r);
 	redisFree(c);
+	free(addr);
+	return (0);
+}
+
+/* The embedded store's maxmemory: configured, or a quarter of RAM. */
+static void
+store_max_memory(const struct config *cfg, char *buf, size_t size)
+{
+	long	 pages, page;
+
+	if (*cfg->store_max_memory != '\0') {
+		snprintf(buf, size, "%s", cfg->store_max_memory);
+		return;
+	}
+	pages = sysconf(_SC_PHYS_PAGES);
+	page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		snprintf(buf, size, "1gb");
+	else
+		snprintf(buf, size, "%llu",
+		    (unsigned long long)pages * page / 4);
 }
 
 static __dead void
 store_exec(const struct config *cfg, const char *sock)
 {
-	char	 logf[1024];
+	char	 logf[1024], maxmem[48];
 	sigset_t set;
 
 	/* Never outlive the master; undo the master's signal set-up. */
@@ -150,6 +222,7 @@ store_exec(const struct config *cfg, const char *sock)
 	/* The append-only file holds every message: not for other users. */
 	umask(umask(0) | 027);
 	snprintf(logf, sizeof logf, "%s/redis.log", cfg->state_dir);
+	store_max_memory(cfg, maxmem, sizeof maxmem);
 	execl(REDIS_SERVER_PATH, REDIS_SERVER_PATH,
 	    "--port", "0",
 	    "--unixsocket", sock,
@@ -158,6 +231,7 @@ store_exec(const struct config *cfg, const char *sock)
 	    "--appendonly", "yes",
 	    "--appendfsync", "everysec",
 	    "--save", "",
+	    "--maxmemory", maxmem,
 	    "--maxmemory-policy", "noeviction",
 	    "--daemonize", "no",
 	    "--logfile", logf,

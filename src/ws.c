@@ -23,7 +23,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <wslay/wslay.h>
 
 #include "racerd.h"
@@ -103,28 +102,24 @@ ws_refuse(struct conn *c, const char *code, const char *message)
 }
 
 static void
-ws_on_history(void *reply_, void *arg)
+ws_on_history(const struct bus_page *page, void *arg)
 {
-	redisReply	*reply = reply_;
 	struct conn	*c = arg;
 	const char	**envs;
 	char		*s;
-	size_t		 i, n = 0;
+	size_t		 i;
 
 	c->history_busy = 0;
 	if (c->state != CONN_WS)
 		goto out;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 2) {
+	if (page == NULL) {
 		ws_send_error(c, "unavailable", "the store is unavailable");
 		goto out;
 	}
-	envs = xcalloc(reply->elements / 2 + 1, sizeof *envs);
-	for (i = 2; i + 1 < reply->elements; i += 2) {
-		if (reply->element[i + 1]->type == REDIS_REPLY_STRING)
-			envs[n++] = reply->element[i + 1]->str;
-	}
-	s = proto_history(envs, n);
+	envs = xcalloc(page->n + 1, sizeof *envs);
+	for (i = 0; i < page->n; i++)
+		envs[i] = page->entries[i].env;
+	s = proto_history(envs, page->n);
 	ws_send_text(c, s, strlen(s));
 	free(s);
 	free(envs);
@@ -204,7 +199,7 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 	}
 	switch (in.type) {
 	case PROTO_MSG:
-		if (!ws_rate_ok(c, in.id))
+		if (!auth_allowed(c, AUTH_WRITE, in.id) || !ws_rate_ok(c, in.id))
 			break;
 		wk.counters->msgs_in++;
 		room_publish(c, in.body, in.body_len, in.id);
@@ -215,7 +210,13 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 			c->acked_seq = in.seq;
 		break;
 	case PROTO_HISTORY:
-		ws_history(c, in.before, in.limit);
+		if (auth_allowed(c, AUTH_HISTORY, NULL))
+			ws_history(c, in.before, in.limit);
+		break;
+	case PROTO_REFRESH:
+		/* A signature check costs: refreshes count as messages. */
+		if (ws_rate_ok(c, NULL))
+			auth_refresh(c, in.token, in.token_len);
 		break;
 	}
 	proto_in_clear(&in);
@@ -499,7 +500,8 @@ ws_send_frame(struct conn *c, struct frame *f)
 	if (c->state != CONN_WS || c->ws_closing)
 		return (-1);
 	out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) + f->len >
+	/* A joining connection's replay paces itself (join.c). */
+	if (c->join == NULL && evbuffer_get_length(out) + f->len >
 	    (size_t)wk.cfg->max_outbound_bytes) {
 		ws_too_slow(c);
 		return (-1);

@@ -237,13 +237,13 @@ START_TEST(test_table)
 	long long			 dflt;
 	char				*text;
 
-	ck_assert_uint_eq(config_table_size, 28);
+	ck_assert_uint_eq(config_table_size, 39);
 	for (i = 0; i < config_table_size; i++) {
 		o = &config_table[i];
 		ck_assert_ptr_nonnull(o->name);
 		ck_assert_uint_gt(strlen(o->name), 0);
 		ck_assert_uint_eq(strspn(o->name,
-		    "abcdefghijklmnopqrstuvwxyz-"), strlen(o->name));
+		    "abcdefghijklmnopqrstuvwxyz0123456789-"), strlen(o->name));
 		ck_assert_ptr_nonnull(o->dflt);
 		ck_assert_ptr_nonnull(o->help);
 		ck_assert_int_le(o->min, o->max);
@@ -493,14 +493,144 @@ START_TEST(test_listen)
 		conf_bad_value("listen", bad[i], "is not HOST:PORT or "
 		    "[IPV6]:PORT with a port from 0 to 65535");
 	}
-	conf_fails("listen =\n", 1, "listen: \"\" is empty");
+	/* Empty turns the plain port off, if there is a TLS one. */
+	conf_good_string("listen", "", offsetof(struct config, listen));
+}
+END_TEST
+
+/* Resolves text, which must fail with "FILE: msg". */
+static void
+conf_resolve_fails(const char *text, const char *msg)
+{
+	struct config	*cfg;
+	char		*cause = NULL, *want;
+
+	cfg = conf_load(text);
+	ck_assert_int_eq(config_resolve(cfg, &cause), -1);
+	xasprintf(&want, "%s: %s", cfg->path, msg);
+	ck_assert_str_eq(cause, want);
+	free(want);
+	free(cause);
+	config_free(cfg);
+}
+
+START_TEST(test_tls)
+{
+	struct config	*cfg;
+	char		*cause = NULL;
+
+	conf_resolve_fails("listen =\n", "listen and tls-listen are both "
+	    "empty: clients could not connect");
+	conf_resolve_fails("tls-listen = 127.0.0.1:8443\n", "tls-listen "
+	    "needs tls-certificate and tls-key");
+	conf_resolve_fails("tls-listen = 127.0.0.1:8443\n"
+	    "tls-certificate = /c.pem\n", "tls-listen needs tls-certificate "
+	    "and tls-key");
+	conf_resolve_fails("tls-certificate = /c.pem\ntls-key = /k.pem\n",
+	    "tls-certificate and tls-key are for tls-listen, which is not "
+	    "set");
+	conf_resolve_fails("tls-listen = 127.0.0.1:8080\n"
+	    "tls-certificate = /c.pem\ntls-key = /k.pem\n",
+	    "listen and tls-listen are both \"127.0.0.1:8080\"");
+	cfg = conf_load("listen =\ntls-listen = [::]:443\n"
+	    "tls-certificate = /c.pem\ntls-key = /k.pem\n");
+	ck_assert_int_eq(config_resolve(cfg, &cause), 0);
+	ck_assert_str_eq(cfg->tls_protocols, "TLSv1.2 TLSv1.3");
+	config_free(cfg);
+
+	conf_good_string("tls-protocols", "TLSv1.3", offsetof(struct config,
+	    tls_protocols));
+	conf_good_string("tls-protocols", "TLSv1.2,TLSv1.3",
+	    offsetof(struct config, tls_protocols));
+	conf_bad_value("tls-protocols", "TLSv1.1 TLSv1.2",
+	    "is not TLSv1.2, TLSv1.3 or both");
+	conf_bad_value("tls-protocols", "TLSv1", "is not TLSv1.2, TLSv1.3 "
+	    "or both");
+	conf_bad_value("tls-protocols", ",", "names no protocol");
+	conf_bad_value("tls-listen", "8443", "is not HOST:PORT or "
+	    "[IPV6]:PORT with a port from 0 to 65535");
+	conf_bad_value("tls-key", "key.pem", "is not an absolute path");
+}
+END_TEST
+
+START_TEST(test_store_credentials)
+{
+	struct config_store	 st;
+	char			*s;
+
+	ck_assert_int_eq(config_store_parse("redis://:s3cret@h:6380/2", &st),
+	    0);
+	ck_assert_str_eq(st.user, "");
+	ck_assert_str_eq(st.password, "s3cret");
+	ck_assert_str_eq(st.host, "h");
+	ck_assert_int_eq(st.port, 6380);
+	ck_assert_int_eq(st.db, 2);
+	ck_assert_int_eq(config_store_parse("redis://racerd:p%40ss%3Aw0rd%2F"
+	    "@[::1]", &st), 0);
+	ck_assert_str_eq(st.user, "racerd");
+	ck_assert_str_eq(st.password, "p@ss:w0rd/");
+	ck_assert_str_eq(st.host, "::1");
+	/* The last '@' before the path ends the credentials. */
+	ck_assert_int_eq(config_store_parse("redis://u:a@b@h/1", &st), 0);
+	ck_assert_str_eq(st.password, "a@b");
+	ck_assert_str_eq(st.host, "h");
+	ck_assert_int_eq(config_store_parse("redis://h", &st), 0);
+	ck_assert_str_eq(st.password, "");
+
+	conf_good_string("redis", "redis://u:p@h:1/0", offsetof(struct config,
+	    redis));
+	/* Errors never show the password. */
+	conf_fails("redis = redis://s3cret@h\n", 1, "redis: \"redis://***@h\" "
+	    "has a user but no password (redis://USER:PASSWORD@HOST or "
+	    "redis://:PASSWORD@HOST)");
+	conf_fails("redis = redis://user:@h\n", 1, "redis: \"redis://user:***@h\" "
+	    "has an empty password");
+	conf_fails("redis = redis://u:p%zz@h\n", 1, "redis: \"redis://u:***@h\" "
+	    "has a bad %-escape in its credentials");
+	conf_fails("redis = redis://u:s3cret@h/x\n", 1, "redis: "
+	    "\"redis://u:***@h/x\" is not embedded, redis://[[USER]:PASSWORD@]"
+	    "HOST[:PORT][/DB] or unix:/PATH[?db=N]");
+
+	s = config_store_redact("redis://u:s3cret@h:1/0");
+	ck_assert_str_eq(s, "redis://u:***@h:1/0");
+	free(s);
+	s = config_store_redact("redis://:s3cret@h");
+	ck_assert_str_eq(s, "redis://:***@h");
+	free(s);
+	s = config_store_redact("redis://s3cret@h");
+	ck_assert_str_eq(s, "redis://***@h");
+	free(s);
+	s = config_store_redact("redis://h:1/0");
+	ck_assert_str_eq(s, "redis://h:1/0");
+	free(s);
+	s = config_store_redact("unix:/r.sock");
+	ck_assert_str_eq(s, "unix:/r.sock");
+	free(s);
+}
+END_TEST
+
+START_TEST(test_same)
+{
+	struct config	*a, *b;
+
+	a = config_default();
+	b = config_default();
+	ck_assert_int_eq(config_same(a, b), 1);
+	b->max_chats++;
+	ck_assert_int_eq(config_same(a, b), 0);
+	b->max_chats--;
+	free(b->tls_key);
+	b->tls_key = xstrdup("/k.pem");
+	ck_assert_int_eq(config_same(a, b), 0);
+	config_free(a);
+	config_free(b);
 }
 END_TEST
 
 START_TEST(test_redis)
 {
-	const char	*why = "is not embedded, redis://HOST[:PORT][/DB] or "
-	    "unix:/PATH[?db=N]";
+	const char	*why = "is not embedded, redis://[[USER]:PASSWORD@]"
+	    "HOST[:PORT][/DB] or unix:/PATH[?db=N]";
 	const char	*good[] = { "embedded", "redis://localhost",
 	    "redis://127.0.0.1:6379", "redis://r.example.org/0",
 	    "redis://[::1]:6379/15", "redis://host:1/2147483647",
@@ -509,7 +639,7 @@ START_TEST(test_redis)
 	    "redis://:6379", "redis://host:", "redis://host:0",
 	    "redis://host:65536", "redis://host:x", "redis://host/",
 	    "redis://host/x", "redis://host/1/2", "redis://host/2147483648",
-	    "redis://:pw@host", "redis://[::1", "redis://host?db=1",
+	    "redis://[::1", "redis://host?db=1",
 	    "rediss://host", "tcp://host:6379", "host:6379", "unix:",
 	    "unix:/", "unix:run/redis.sock", "unix:/r.sock?db=",
 	    "unix:/r.sock?db=x", "unix:/r.sock?x=1", "unix:/r.sock?db=1&x" };
@@ -566,6 +696,33 @@ START_TEST(test_paths)
 	}
 	conf_fails("run-dir =\n", 1, "run-dir: \"\" is empty");
 	conf_fails("state-dir =\n", 1, "state-dir: \"\" is empty");
+}
+END_TEST
+
+START_TEST(test_store_max_memory)
+{
+	const char	*why = "is not a size in bytes (optionally with kb, "
+	    "mb or gb)";
+	const char	*good[] = { "", "1", "1048576", "512mb", "512MB",
+	    "2gb", "64kb" };
+	struct config	*cfg;
+	char		*text;
+	size_t		 i;
+
+	conf_bad_value("store-max-memory", "x", why);
+	conf_bad_value("store-max-memory", "mb", why);
+	conf_bad_value("store-max-memory", "-1", why);
+	conf_bad_value("store-max-memory", "1tb", why);
+	conf_bad_value("store-max-memory", "1 mb", why);
+	conf_bad_value("store-max-memory", "0", "must be more than 0");
+	conf_bad_value("store-max-memory", "0gb", "must be more than 0");
+	for (i = 0; i < nitems(good); i++) {
+		xasprintf(&text, "store-max-memory = %s\n", good[i]);
+		cfg = conf_load(text);
+		ck_assert_str_eq(cfg->store_max_memory, good[i]);
+		config_free(cfg);
+		free(text);
+	}
 }
 END_TEST
 
@@ -745,6 +902,8 @@ config_suite(void)
 	tc = tcase_create("table");
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_store_parse);
+	tcase_add_test(tc, test_store_credentials);
+	tcase_add_test(tc, test_same);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse");
@@ -756,9 +915,11 @@ config_suite(void)
 	tc = tcase_create("values");
 	tcase_add_test(tc, test_numbers);
 	tcase_add_test(tc, test_listen);
+	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_redis);
 	tcase_add_test(tc, test_instance);
 	tcase_add_test(tc, test_paths);
+	tcase_add_test(tc, test_store_max_memory);
 	tcase_set_timeout(tc, 10);
 	suite_add_tcase(s, tc);
 

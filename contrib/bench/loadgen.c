@@ -24,7 +24,9 @@
  * LG_IDLE) and simply return.  Phase changes run from their own events,
  * never inside a client's callback.
  *
- * usage: loadgen --url ws://HOST:PORT/PATH [options]; see lg_usage().
+ * usage: loadgen --url ws[s]://HOST:PORT/PATH [options]; see lg_usage().
+ * With wss:// every connection speaks TLS (OpenSSL, no certificate
+ * check: it measures the server, it does not guard a secret).
  */
 #define _GNU_SOURCE
 
@@ -56,6 +58,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #ifndef __unused
 #define __unused __attribute__((__unused__))
@@ -106,6 +110,8 @@ enum lg_phase {
 
 struct lg_client {
 	int		 fd;
+	SSL		*ssl;		/* wss://, else NULL */
+	int		 tls_hs;	/* TLS handshake in progress */
 	u_int		 idx;
 	u_int		 chat;
 	enum lg_state	 state;
@@ -234,6 +240,8 @@ static struct lg lg;
 static void	lg_client_drop(struct lg_client *, int, const char *);
 static void	lg_client_connect(struct lg_client *);
 static int	lg_client_flush(struct lg_client *);
+static void	lg_client_handshake(struct lg_client *);
+static int	lg_client_feed(struct lg_client *, const char *, size_t);
 static void	lg_sender_pump(struct lg_client *);
 static void	lg_connect_more(void);
 static void	lg_phase_queue(void);
@@ -558,6 +566,119 @@ lg_client_send_close(struct lg_client *cl, u_int code)
 	lg_client_send(cl, LG_OP_CLOSE, p, sizeof p);
 }
 
+static SSL_CTX	*lg_tls_ctx;		/* wss:// */
+
+/*
+ * One SSL_write of what is queued.  Returns the bytes taken, 0 if it
+ * must wait (the write event is armed when the socket is full), or -1 if
+ * the client was dropped.
+ */
+static ssize_t
+lg_tls_write(struct lg_client *cl)
+{
+	int	n;
+
+	ERR_clear_error();
+	n = SSL_write(cl->ssl, cl->out + cl->outoff, (int)cl->outlen);
+	if (n > 0)
+		return (n);
+	switch (SSL_get_error(cl->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+		if (event_add(cl->wev, NULL) == -1)
+			errx(1, "event_add failed");
+		return (0);
+	case SSL_ERROR_WANT_READ:
+		return (0);	/* the read event goes on */
+	default:
+		lg_client_drop(cl, EPROTO, "TLS write");
+		return (-1);
+	}
+}
+
+/* Drives the TLS handshake; once it is over, the WebSocket one starts. */
+static void
+lg_tls_step(struct lg_client *cl)
+{
+	int	r;
+
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(cl->ssl)) == 1) {
+		cl->tls_hs = 0;
+		lg_client_handshake(cl);
+		return;
+	}
+	switch (SSL_get_error(cl->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		if (event_add(cl->wev, NULL) == -1)
+			errx(1, "event_add failed");
+		break;
+	default:
+		lg_client_drop(cl, EPROTO, "TLS handshake");
+	}
+}
+
+/* TCP is up: TLS first with wss://, then the WebSocket handshake. */
+static void
+lg_client_connected(struct lg_client *cl)
+{
+	if (lg_tls_ctx == NULL) {
+		lg_client_handshake(cl);
+		return;
+	}
+	if ((cl->ssl = SSL_new(lg_tls_ctx)) == NULL ||
+	    SSL_set_fd(cl->ssl, cl->fd) != 1)
+		errx(1, "SSL_new failed");
+	SSL_set_connect_state(cl->ssl);
+	cl->tls_hs = 1;
+	lg_tls_step(cl);
+}
+
+/*
+ * TLS input: everything OpenSSL can decrypt now (it may hold more than
+ * the socket says), fed like plain reads.
+ */
+static void
+lg_tls_read(struct lg_client *cl)
+{
+	int	n;
+
+	if (cl->tls_hs) {
+		lg_tls_step(cl);
+		return;
+	}
+	for (;;) {
+		ERR_clear_error();
+		n = SSL_read(cl->ssl, lg.rbuf, LG_RBUF_SIZE);
+		if (n > 0) {
+			lg.now = lg_now_ns();
+			if (lg_client_feed(cl, lg.rbuf, (size_t)n) != 0)
+				return;
+			continue;
+		}
+		switch (SSL_get_error(cl->ssl, n)) {
+		case SSL_ERROR_WANT_READ:
+			lg_client_flush(cl);
+			return;
+		case SSL_ERROR_WANT_WRITE:
+			if (event_add(cl->wev, NULL) == -1)
+				errx(1, "event_add failed");
+			return;
+		case SSL_ERROR_ZERO_RETURN:
+		case SSL_ERROR_SYSCALL:
+			if (cl->state == LG_CLOSING)
+				lg_client_drop(cl, 0, NULL);
+			else
+				lg_client_drop(cl, ECONNRESET, "EOF");
+			return;
+		default:
+			lg_client_drop(cl, EPROTO, "TLS read");
+			return;
+		}
+	}
+}
+
 /*
  * Writes what is queued.  Returns 0, or -1 if the write failed and the
  * client was dropped.
@@ -570,6 +691,16 @@ lg_client_flush(struct lg_client *cl)
 	if (cl->fd == -1 || cl->state == LG_CONNECTING)
 		return (0);
 	while (cl->outlen > 0) {
+		if (cl->ssl != NULL) {
+			n = lg_tls_write(cl);
+			if (n == 0)
+				return (0);
+			if (n == -1)
+				return (-1);
+			cl->outoff += (size_t)n;
+			cl->outlen -= (size_t)n;
+			continue;
+		}
 		n = send(cl->fd, cl->out + cl->outoff, cl->outlen,
 		    MSG_NOSIGNAL);
 		if (n == -1) {
@@ -1076,6 +1207,10 @@ lg_client_read_cb(int fd, __unused short events, void *arg)
 	struct lg_client	*cl = arg;
 	ssize_t			 n;
 
+	if (cl->ssl != NULL) {
+		lg_tls_read(cl);
+		return;
+	}
 	n = read(fd, lg.rbuf, LG_RBUF_SIZE);
 	if (n == -1) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -1105,6 +1240,10 @@ lg_client_write_cb(int fd, __unused short events, void *arg)
 	socklen_t		 len = sizeof(int);
 	int			 error = 0;
 
+	if (cl->tls_hs) {
+		lg_tls_step(cl);
+		return;
+	}
 	if (cl->state != LG_CONNECTING) {
 		lg_client_flush(cl);
 		return;
@@ -1115,7 +1254,7 @@ lg_client_write_cb(int fd, __unused short events, void *arg)
 		lg_client_drop(cl, error, "connect");
 		return;
 	}
-	lg_client_handshake(cl);
+	lg_client_connected(cl);
 }
 
 /*
@@ -1135,6 +1274,10 @@ lg_client_drop(struct lg_client *cl, int error, const char *what)
 	if (cl->timer != NULL)
 		event_free(cl->timer);
 	cl->rev = cl->wev = cl->timer = NULL;
+	if (cl->ssl != NULL)
+		SSL_free(cl->ssl);
+	cl->ssl = NULL;
+	cl->tls_hs = 0;
 	if (cl->fd != -1) {
 		close(cl->fd);
 		lg.live--;
@@ -1257,7 +1400,7 @@ lg_client_connect(struct lg_client *cl)
 		errx(1, "event_new failed");
 	cl->state = LG_CONNECTING;
 	if (connect(fd, (struct sockaddr *)&lg.addr, lg.addrlen) == 0)
-		lg_client_handshake(cl);
+		lg_client_connected(cl);
 	else if (errno == EINPROGRESS) {
 		if (event_add(cl->wev, NULL) == -1)
 			errx(1, "event_add failed");
@@ -1703,16 +1846,27 @@ lg_rlimit(void)
 		    (unsigned long long)rl.rlim_cur, lg.nclients);
 }
 
-/* Splits ws://HOST[:PORT]/PATH. */
+/* Splits ws://HOST[:PORT]/PATH or wss://...; wss:// sets up TLS. */
 static void
 lg_url_parse(const char *url)
 {
 	const char	*p, *slash, *hp_end, *colon;
 	char		*host;
+	int		 tls = 0;
 
-	if (strncmp(url, "ws://", 5) != 0)
-		errx(1, "--url: only ws://HOST:PORT/PATH is supported");
-	p = url + 5;
+	if (strncmp(url, "wss://", 6) == 0) {
+		tls = 1;
+		p = url + 6;
+		lg_tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (lg_tls_ctx == NULL)
+			errx(1, "SSL_CTX_new failed");
+		SSL_CTX_set_verify(lg_tls_ctx, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_mode(lg_tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	} else if (strncmp(url, "ws://", 5) == 0)
+		p = url + 5;
+	else
+		errx(1, "--url: only ws[s]://HOST:PORT/PATH is supported");
 	slash = strchr(p, '/');
 	hp_end = slash != NULL ? slash : p + strlen(p);
 	if ((lg.opt.hostport = strndup(p, (size_t)(hp_end - p))) == NULL ||
@@ -1729,7 +1883,7 @@ lg_url_parse(const char *url)
 		lg.opt.host = colon != NULL ?
 		    strndup(host, (size_t)(colon - host)) : strdup(host);
 	}
-	lg.opt.port = strdup(colon != NULL ? colon + 1 : "80");
+	lg.opt.port = strdup(colon != NULL ? colon + 1 : tls ? "443" : "80");
 	if (lg.opt.host == NULL || lg.opt.port == NULL)
 		err(1, "strdup");
 }
@@ -1802,7 +1956,7 @@ static void __attribute__((__noreturn__))
 lg_usage(void)
 {
 	fprintf(stderr,
-"usage: loadgen --url ws://HOST:PORT/PATH [options]\n"
+"usage: loadgen --url ws[s]://HOST:PORT/PATH [options]\n"
 "  --url URL             %%d in PATH is replaced by the chat number\n"
 "  --mode racerd|nchan   framing of messages (default racerd)\n"
 "  --clients N           connections (default 100)\n"

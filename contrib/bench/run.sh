@@ -43,6 +43,7 @@ fi
 : "${W4_CONCURRENCY:=50}"		# connect-upgrade-close loops
 : "${W4_SECS:=3}"
 : "${LG_OPTS:=}"			# more loadgen options, e.g. --quickack
+: "${RACERD_QUERY:=}"			# query of racerd URLs, e.g. user=U&token=JWT
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/racerd-bench.XXXXXX") || exit 1
 chmod 755 "$T"
@@ -128,10 +129,26 @@ start_nchan() {
 start_racerd() {
 	[ -x "$RACERD" ] || { say "run.sh: no racerd at $RACERD"; return 1; }
 	port=$(free_port)
+	hport=$port
 	d=$T/racerd.$port
 	mkdir -p "$d/run" "$d/state"
-	cat >"$d/racerd.conf" <<EOF
-listen = 127.0.0.1:$port
+	if [ "${RACERD_TLS:-0}" = 1 ]; then
+		# Clients on TLS; /healthz on a plain port beside it.
+		hport=$(free_port)
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		    -nodes -days 1 -subj /CN=127.0.0.1 -keyout "$d/key.pem" \
+		    -out "$d/cert.pem" 2>/dev/null || {
+			say "run.sh: openssl cannot make a certificate"
+			return 1
+		}
+		printf 'tls-listen = 127.0.0.1:%s\ntls-certificate = %s\n' \
+		    "$port" "$d/cert.pem" >"$d/tls.conf"
+		printf 'tls-key = %s\n' "$d/key.pem" >>"$d/tls.conf"
+	else
+		: >"$d/tls.conf"
+	fi
+	cat - "$d/tls.conf" >"$d/racerd.conf" <<EOF
+listen = 127.0.0.1:$hport
 workers = $WORKERS
 instance = bench$$
 run-dir = $d/run
@@ -144,7 +161,7 @@ EOF
 	"$RACERD" -f -c "$d/racerd.conf" >"$d/stderr" 2>&1 &
 	current=$!
 	started="$started $current"
-	if ! wait_health "$port" "$current"; then
+	if ! wait_health "$hport" "$current"; then
 		say "run.sh: racerd did not start:"
 		tail -n 5 "$d/stderr" "$d/racerd.log" >&2 2>/dev/null
 		return 1
@@ -196,7 +213,13 @@ rss_kb() {
 
 # url TARGET NAME: the WebSocket URL template of a fresh chat prefix.
 url() {
-	echo "ws://127.0.0.1:$port/ws/$2$$x%d"
+	scheme=ws
+	[ "$1" = racerd ] && [ "${RACERD_TLS:-0}" = 1 ] && scheme=wss
+	if [ "$1" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
+		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d?$RACERD_QUERY"
+	else
+		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d"
+	fi
 }
 
 # lg NAME ARGS...: run loadgen, keep its output, print its summary line.
@@ -344,8 +367,8 @@ busy_pct() {
 }
 
 cc -O2 -Wall -Wextra -o "$T/loadgen" "$here/loadgen.c" \
-    $(pkg-config --cflags --libs libevent_core) -lm || {
-	say "run.sh: cannot build loadgen (apt-get install libevent-dev)"
+    $(pkg-config --cflags --libs libevent_core openssl) -lm || {
+	say "run.sh: cannot build loadgen (apt-get install libevent-dev libssl-dev)"
 	exit 1
 }
 

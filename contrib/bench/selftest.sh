@@ -28,7 +28,7 @@ $py -c 'import websockets' 2>/dev/null || {
 	exit 77
 }
 cc -O2 -Wall -Wextra -Werror -o "$T/loadgen" "$here/loadgen.c" \
-    $(pkg-config --cflags --libs libevent_core) -lm || exit 1
+    $(pkg-config --cflags --libs libevent_core openssl) -lm || exit 1
 "$T/loadgen" --self-test || fails=$((fails + 1))
 
 free_port() {

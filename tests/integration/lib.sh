@@ -77,6 +77,60 @@ need_clients() {
 	$PY -c 'import websockets' 2>/dev/null || need python3-websockets
 }
 
+# --- TLS: certificates made by openssl(1) for the test ---
+
+# tls_make_ca: a self-signed CA, $T/ca.pem and $T/ca.key.
+tls_make_ca() {
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+	    -nodes -days 2 -subj "/CN=racerd test CA $$" \
+	    -addext "basicConstraints=critical,CA:TRUE" \
+	    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	    -keyout "$T/ca.key" -out "$T/ca.pem" 2>"$T/openssl.err" ||
+	    { cat "$T/openssl.err"; fail "openssl: cannot make a CA"; finish; }
+}
+
+# tls_make_cert NAME SERIAL: a certificate for 127.0.0.1 and localhost
+# signed by the CA, with that serial number: $T/NAME.pem and $T/NAME.key.
+tls_make_cert() {
+	cat >"$T/$1.ext" <<EXT
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost
+EXT
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -subj "/CN=localhost" -keyout "$T/$1.key" -out "$T/$1.csr" \
+	    2>"$T/openssl.err" &&
+	openssl x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+	    -set_serial "$2" -days 2 -extfile "$T/$1.ext" -out "$T/$1.pem" \
+	    2>"$T/openssl.err" ||
+	    { cat "$T/openssl.err"; fail "openssl: cannot make $1"; finish; }
+}
+
+# RACERD_TEST_TLS=1 runs a test over TLS: write_conf and write_conf_as
+# put racerd on tls-listen only (listen is empty), http_status and
+# wait_healthy use https://, and wsclient.py speaks wss:// and HTTPS,
+# all verified against the test's CA ($RACERD_TEST_CA).
+if [ "${RACERD_TEST_TLS:-}" = 1 ]; then
+	need openssl
+	tls_make_ca
+	tls_make_cert server 1
+	RACERD_TEST_CA=$T/ca.pem
+	export RACERD_TEST_CA
+	echo "note: $NAME: racerd on TLS only (RACERD_TEST_TLS=1)"
+fi
+
+# The listening lines of a configuration for PORT, plain or TLS.
+listen_conf() {
+	if [ "${RACERD_TEST_TLS:-}" = 1 ]; then
+		printf 'listen =\ntls-listen = 127.0.0.1:%s\n' "$1"
+		printf 'tls-certificate = %s\ntls-key = %s\n' "$T/server.pem" \
+		    "$T/server.key"
+	else
+		printf 'listen = 127.0.0.1:%s\n' "$1"
+	fi
+}
+
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -85,8 +139,8 @@ free_port() {
 write_conf() {
 	f=$1 port=$2 workers=$3
 	shift 3
-	cat >"$f" <<CONF
-listen = 127.0.0.1:$port
+	listen_conf "$port" >"$f"
+	cat >>"$f" <<CONF
 workers = $workers
 instance = $INSTANCE
 run-dir = $T/run
@@ -102,7 +156,22 @@ CONF
 
 # http_status URL: prints the HTTP status code (000 when unreachable).
 http_status() {
-	curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1"
+	http_curl "$1" -o /dev/null -w '%{http_code}'
+}
+
+# http_curl URL [CURL OPTIONS]: curl -s with a 5 s limit; under
+# RACERD_TEST_TLS=1 an http:// URL becomes https:// with the test's CA.
+http_curl() {
+	_url=$1
+	shift
+	if [ "${RACERD_TEST_TLS:-}" = 1 ]; then
+		case $_url in
+		http://*) _url=https://${_url#http://} ;;
+		esac
+		curl -s --max-time 5 --cacert "$RACERD_TEST_CA" "$@" "$_url"
+	else
+		curl -s --max-time 5 "$@" "$_url"
+	fi
 }
 
 # wait_healthy PORT [SECONDS]: until /healthz answers 200.
@@ -162,8 +231,8 @@ wait_log() {
 write_conf_as() {
 	f=$1 port=$2 workers=$3 name=$4
 	shift 4
-	cat >"$f" <<CONF
-listen = 127.0.0.1:$port
+	listen_conf "$port" >"$f"
+	cat >>"$f" <<CONF
 workers = $workers
 instance = $INSTANCE$name
 run-dir = $T/run-$name

@@ -31,10 +31,11 @@ expect() {
 
 # Usage and URLs: 2.
 P=$(free_port)
-expect 2 '^racer: wss:// \(TLS\) is not supported yet: use ws://$' \
-    "wss://127.0.0.1:$P" lobby
-expect 2 '^racer: bad URL "http://127.0.0.1:'"$P"'": it must start with ws://$' \
+expect 2 '^racer: bad URL "http://127.0.0.1:'"$P"'": it must start with ws:// or wss://$' \
     "http://127.0.0.1:$P" lobby
+expect 2 '^racer: --cacert and --insecure are for wss:// URLs$' --insecure \
+    "ws://127.0.0.1:$P" lobby
+expect 2 'bad host in the URL' wss:// lobby
 expect 2 '^racer: bad host in the URL' ws:// lobby
 expect 2 '^racer: bad host in the URL' ws://:80 lobby
 expect 2 '^racer: bad port "99999" in the URL$' ws://127.0.0.1:99999 lobby

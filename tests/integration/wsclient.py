@@ -31,6 +31,32 @@ import websockets
 
 FAILS = []
 
+# With RACERD_TEST_CA set (lib.sh does it under RACERD_TEST_TLS=1) racerd
+# listens with TLS only: every WebSocket becomes wss://, every HTTP
+# connection HTTPS and every raw socket a TLS one, verified against that
+# CA, so that the same checks run over TLS.
+TLS_CA = os.environ.get("RACERD_TEST_CA")
+TLS_CTX = None
+if TLS_CA:
+    import http.client
+    import ssl
+
+    TLS_CTX = ssl.create_default_context(cafile=TLS_CA)
+    _ws_connect = websockets.connect
+
+    def _wss_connect(uri, *args, **kwargs):
+        if uri.startswith("ws://"):
+            uri = "wss://" + uri[5:]
+        kwargs.setdefault("ssl", TLS_CTX)
+        return _ws_connect(uri, *args, **kwargs)
+
+    def _https_connection(host, port=None, **kwargs):
+        return http.client.HTTPSConnection(host, port, context=TLS_CTX,
+                                           **kwargs)
+
+    websockets.connect = _wss_connect
+    http.client.HTTPConnection = _https_connection
+
 
 def fail(msg):
     print("FAIL: %s" % msg, flush=True)
@@ -264,6 +290,9 @@ class Raw:
     def __init__(self, port, timeout=5):
         self.sock = socket.create_connection(("127.0.0.1", port),
                                              timeout=timeout)
+        if TLS_CTX is not None:
+            self.sock = TLS_CTX.wrap_socket(self.sock,
+                                            server_hostname="127.0.0.1")
         self.buf = b""
         self.eof = False
 
@@ -3884,6 +3913,8 @@ async def do_slow(a):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     s.settimeout(5)
     s.connect(("127.0.0.1", port))
+    if TLS_CTX is not None:
+        s = TLS_CTX.wrap_socket(s, server_hostname="127.0.0.1")
     slow = Raw.__new__(Raw)
     slow.sock, slow.buf, slow.eof = s, b"", False
     key = base64.b64encode(os.urandom(16)).decode()

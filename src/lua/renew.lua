@@ -1,0 +1,19 @@
+-- racerd: renew the leases of a worker's attached sessions.
+--
+-- KEYS[1] due
+-- ARGV[1] new deadline (ms), ARGV[2] slack (ms) that records outlive
+-- their deadline by, then (due member, owner, last seq) for each session.
+-- Returns 0.  A session still owned by that connection gets the new
+-- deadline and position; one that was taken over or ended is left alone.
+for i = 3, #ARGV, 3 do
+  local chat, token = string.match(ARGV[i], '^(%S+) (%S+)$')
+  local pre = 'racerd:{chat:' .. (chat or '') .. '}'
+  local sk = pre .. ':sess:' .. (token or '')
+  if chat and redis.call('HGET', sk, 'owner') == ARGV[i + 1] then
+    redis.call('HSET', sk, 'last', ARGV[i + 2])
+    redis.call('PEXPIREAT', sk, ARGV[1] + ARGV[2])
+    keep(pre .. ':who', ARGV[1] + ARGV[2])
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])
+  end
+end
+return 0
