@@ -68,7 +68,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0)
 		abort();
 	close(fds[1]);
-	conn_accept(fds[0]);
+	conn_accept(fds[0], 0);
 	c = TAILQ_LAST(&wk.conns, conns);
 	if (c == NULL || ws_start(c) != 0)
 		abort();
