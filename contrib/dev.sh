@@ -9,6 +9,8 @@
 #   sh contrib/dev.sh sanitizers-tls  the chat tests under ASan + UBSan
 #                                 with racerd on TLS only
 #   sh contrib/dev.sh distcheck   make distcheck
+#   sh contrib/dev.sh fuzz        build the libFuzzer harnesses with clang
+#                                 and run each FUZZ_SECONDS (default 60)
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -17,11 +19,13 @@ PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
 libhttp-parser-dev libssl-dev openssl redis-server mandoc curl python3
 python3-websockets python3-nacl procps nodejs chromium chromium-driver
-python3-selenium"
+python3-selenium systemd"
+# Only the fuzzing step needs clang (and its libFuzzer runtime).
+FUZZ_PKGS="clang libclang-rt-dev"
 
 deps() {
 	missing=""
-	for p in $PKGS; do
+	for p in $PKGS ${1:-}; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		    grep -q "install ok installed" || missing="$missing $p"
 	done
@@ -95,8 +99,13 @@ distcheck)
 	build build
 	make -j"$(nproc)" distcheck
 	;;
+fuzz)
+	deps "$FUZZ_PKGS"
+	build build-fuzz --enable-debug --enable-fuzzing CC=clang
+	make fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+	;;
 *)
-	echo "usage: sh contrib/dev.sh run|test|sanitizers|sanitizers-tls|distcheck" >&2
+	echo "usage: sh contrib/dev.sh run|test|sanitizers|sanitizers-tls|distcheck|fuzz" >&2
 	exit 2
 	;;
 esac

@@ -45,10 +45,23 @@ static struct api_keyset {
 	uint8_t		 hash[API_KEYS_MAX][crypto_generichash_BYTES];
 } api_keys;
 
+/* After a full buffer without a newline: does the line go on? */
+static int
+api_line_goes_on(FILE *f)
+{
+	int	 ch;
+
+	if ((ch = getc(f)) == EOF)
+		return (0);
+	if (ungetc(ch, f) == EOF)
+		return (1);
+	return (1);
+}
+
 /*
  * Load the API keys (one per line, blank lines and # comments skipped)
- * from path.  Returns 0, or -1 with a message in *cause; the keys in
- * force then stay as they were.
+ * from path.  Returns 0, or -1 with a message in *cause ("FILE:LINE: ..."
+ * for a bad line); the keys in force then stay as they were.
  */
 int
 api_load_keys(const char *path, char **cause)
@@ -57,32 +70,48 @@ api_load_keys(const char *path, char **cause)
 	FILE		*f;
 	char		 line[1024];
 	size_t		 len, n = 0;
+	u_int		 lineno = 0;
+	int		 rv = -1;
 
-	if (path != NULL && *path != '\0') {
-		if ((f = fopen(path, "r")) == NULL) {
-			xasprintf(cause, "api-key-file %s: %s", path,
-			    strerror(errno));
-			return (-1);
-		}
-		while (fgets(line, sizeof line, f) != NULL) {
-			len = strcspn(line, "\r\n");
-			line[len] = '\0';
-			if (len == 0 || line[0] == '#')
-				continue;
-			if (n == API_KEYS_MAX || len < 16) {
-				xasprintf(cause, "api-key-file %s: %s", path,
-				    len < 16 ? "a key is shorter than 16 "
-				    "characters" : "too many keys");
-				fclose(f);
-				sodium_memzero(line, sizeof line);
-				return (-1);
-			}
-			crypto_generichash(hash[n++], crypto_generichash_BYTES,
-			    (const uint8_t *)line, len, NULL, 0);
-		}
-		fclose(f);
-		sodium_memzero(line, sizeof line);
+	if (path == NULL || *path == '\0')
+		goto done;
+	if ((f = fopen(path, "re")) == NULL) {
+		xasprintf(cause, "api-key-file %s: %s", path, strerror(errno));
+		return (-1);
 	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		len = strcspn(line, "\r\n");
+		/* A line fgets cut in two would become two keys. */
+		if (line[len] == '\0' && len == sizeof line - 1 &&
+		    api_line_goes_on(f)) {
+			xasprintf(cause, "api-key-file %s:%u: line longer than "
+			    "%zu characters", path, lineno, sizeof line - 2);
+			goto out;
+		}
+		line[len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		if (n == API_KEYS_MAX || len < 16) {
+			xasprintf(cause, "api-key-file %s:%u: %s", path, lineno,
+			    len < 16 ? "a key is shorter than 16 characters" :
+			    "too many keys");
+			goto out;
+		}
+		crypto_generichash(hash[n++], crypto_generichash_BYTES,
+		    (const uint8_t *)line, len, NULL, 0);
+	}
+	if (ferror(f)) {
+		xasprintf(cause, "api-key-file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	rv = 0;
+out:
+	fclose(f);
+	sodium_memzero(line, sizeof line);
+	if (rv != 0)
+		return (-1);
+done:
 	memcpy(api_keys.hash, hash, n * sizeof hash[0]);
 	api_keys.n = n;
 	api_keys.loaded = 1;
@@ -327,6 +356,13 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 		    NULL, keep);
 		return (0);
 	}
+	if (id != NULL && proto_check_id(json_string_value(id),
+	    json_string_length(id)) != NULL) {
+		json_decref(root);
+		http_error(out, 400, "id contains a control character", NULL,
+		    keep);
+		return (0);
+	}
 	if (*sub != '\0')
 		fromstr = sub;		/* the token's sub, not the body's */
 	else if (from != NULL)
@@ -352,6 +388,47 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 		wk.counters->msgs_in++;
 	json_decref(root);
 	return (RD_AGAIN);
+}
+
+/*
+ * The headers of a request are in and its body is still to come: refuse
+ * a publish without a valid key now rather than read a body for nothing,
+ * and answer Expect: 100-continue (RFC 7231 §5.1.1) with 100 when the
+ * body will be read.  Returns 0 to go on reading, or -1 when a final
+ * answer was queued: the connection is then closed after it, the body
+ * unread.
+ */
+int
+api_headers(struct conn *c, const struct http_req *req)
+{
+	const char	*chat, *msg;
+	char		 sub[CONN_USER_MAX + 1];
+	size_t		 chat_len;
+	int		 status;
+
+	if (http_route(req->path, &chat, &chat_len) == HTTP_ROUTE_MESSAGES &&
+	    req->method == HTTP_POST) {
+		/* As api_publish: an API key, or a token with write. */
+		if (api_keys.n == 0 && !auth_enabled()) {
+			http_error(conn_output(c), 403, "publishing over HTTP "
+			    "is disabled (no api-key-file)", NULL, 0);
+			return (-1);
+		}
+		if (!api_authorized(req) && !auth_enabled()) {
+			http_error(conn_output(c), 401, "missing or invalid "
+			    "API key", "WWW-Authenticate: Bearer\r\n", 0);
+			return (-1);
+		}
+		if (!api_authorized(req) && auth_request(req, chat, chat_len,
+		    AUTH_WRITE, sub, sizeof sub, &status, &msg) != 0) {
+			http_error(conn_output(c), status, msg, status == 401 ?
+			    AUTH_CHALLENGE : NULL, 0);
+			return (-1);
+		}
+	}
+	if (req->flags & HTTP_REQ_EXPECT_CONTINUE)
+		http_response(conn_output(c), 100, NULL, NULL, NULL, 0, 1);
+	return (0);
 }
 
 /*

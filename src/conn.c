@@ -126,6 +126,8 @@ conn_close(struct conn *c)
 	room_leave(c);
 	TAILQ_REMOVE(&wk.conns, c, entry);
 	wk.nconns--;
+	if (c->ip_counted)
+		iplimit_conn_del(wk.idx, c->ip_bucket);
 	conn_uncount(c);
 	conn_unref(c);
 }
@@ -486,6 +488,19 @@ conn_request(struct conn *c, const struct http_req *req)
 
 	keep = (req->flags & HTTP_REQ_KEEPALIVE) && !wk.draining;
 	c->nrequests++;
+	/* Plain HTTP requests, not upgrades, count against the rate. */
+	if (c->ip_counted &&
+	    http_route(req->path, &chat, &chat_len) != HTTP_ROUTE_WS &&
+	    iplimit_request(wk.idx, c->ip_bucket,
+	    wk.cfg->max_request_rate) != 0) {
+		http_error(out, 429, "too many requests from your address",
+		    "Retry-After: 1\r\n", keep);
+		conn_answered(c, keep);
+		return;
+	}
+	/* What a refused request read stays with it, not with the next. */
+	c->user[0] = '\0';
+	c->session[0] = '\0';
 	head = (req->method == HTTP_HEAD);
 	switch (http_route(req->path, &chat, &chat_len)) {
 	case HTTP_ROUTE_HEALTHZ:
@@ -561,6 +576,25 @@ conn_answered(struct conn *c, int keep)
 		conn_http_input(c);
 }
 
+/*
+ * Pipelined requests whose answers the client does not read: past
+ * max-outbound-bytes of output, stop reading (what the kernel holds waits
+ * there) until the output has drained. Returns 1 while held.
+ */
+static int
+conn_http_hold(struct conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(out) <= (size_t)wk.cfg->max_outbound_bytes)
+		return (0);
+	if (!c->http_held) {
+		c->http_held = 1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	return (1);
+}
+
 static void
 conn_http_input(struct conn *c)
 {
@@ -570,7 +604,7 @@ conn_http_input(struct conn *c)
 	int			 rc;
 
 	while (c->state == CONN_HTTP && !c->waiting &&
-	    evbuffer_get_length(in) > 0) {
+	    evbuffer_get_length(in) > 0 && !conn_http_hold(c)) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		rc = http_parse_feed(c->hp, v.iov_base, v.iov_len, &used);
@@ -587,9 +621,18 @@ conn_http_input(struct conn *c)
 				c->in_request = 1;
 				conn_arm_timer(c, wk.cfg->header_timeout);
 			}
+			/* Headers in, body to come: a look before it. */
+			if (!c->head_seen && http_parse_headers_done(c->hp)) {
+				c->head_seen = 1;
+				if (api_headers(c, http_parse_req(c->hp)) != 0) {
+					conn_close_after_write(c);
+					return;
+				}
+			}
 			continue;
 		}
 		c->in_request = 0;
+		c->head_seen = 0;
 		conn_request(c, http_parse_req(c->hp));
 		http_parse_reset(c->hp);
 	}
@@ -621,6 +664,12 @@ conn_drained(struct conn *c)
 	c->flushed_seq = c->queued_seq;
 	if (c->state == CONN_CLOSING)
 		conn_close(c);
+	else if (c->state == CONN_HTTP && c->http_held) {
+		/* The client read its answers: on with its requests. */
+		c->http_held = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		conn_http_input(c);
+	}
 	else if (c->join != NULL)
 		join_output_drained(c);
 }
@@ -781,6 +830,31 @@ conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
 		conn_close(c);
 }
 
+/*
+ * Count a new connection against max-connections-per-ip; one too many is
+ * answered 429 and closed without a look at its request.
+ */
+static void
+conn_count_peer(struct conn *c, int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof ss;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return;
+	c->ip_bucket = iplimit_bucket((struct sockaddr *)&ss);
+	if (iplimit_conn_add(wk.idx, c->ip_bucket,
+	    wk.cfg->max_conns_per_ip) == 0) {
+		c->ip_counted = 1;
+		return;
+	}
+	http_error(bufferevent_get_output(c->bev), 429,
+	    "too many connections from your address", "Retry-After: 1\r\n",
+	    0);
+	conn_close_after_write(c);
+}
+
 /* Take a freshly accepted socket into service, speaking TLS if tls. */
 void
 conn_accept(int fd, int tls)
@@ -820,6 +894,7 @@ conn_accept(int fd, int tls)
 	TAILQ_INSERT_TAIL(&wk.conns, c, entry);
 	wk.nconns++;
 	conn_arm_timer(c, wk.cfg->header_timeout);
+	conn_count_peer(c, fd);
 }
 
 /* Drain: idle HTTP connections go now, busy ones after their answer. */

@@ -36,6 +36,24 @@ enum http_last {
 	HTTP_LAST_VALUE
 };
 
+/*
+ * Where http_frame_scan() is in a message.  http-parser is lenient about
+ * line ends (a lone LF or CR ends a line, the two bytes after chunk data
+ * may be anything); a proxy in front may frame the same bytes otherwise,
+ * which is request smuggling.  So racerd reads the framing once more,
+ * strictly, and refuses what is not CRLF.
+ */
+enum http_frame {
+	HTTP_FRAME_HEAD,	/* request line and header lines */
+	HTTP_FRAME_HEAD_END,	/* the empty line ending them was seen */
+	HTTP_FRAME_BODY,	/* Content-Length body: http-parser counts */
+	HTTP_FRAME_CHUNK_SIZE,	/* chunk-size [; ext] CRLF */
+	HTTP_FRAME_CHUNK_DATA,	/* fr_chunk bytes of data */
+	HTTP_FRAME_CHUNK_CRLF,	/* the CRLF after chunk data */
+	HTTP_FRAME_TRAILER,	/* trailer lines, then an empty line */
+	HTTP_FRAME_DONE		/* the message ends here */
+};
+
 /* The headers racerd reads; all others are skipped without copying. */
 enum http_hdr {
 	HTTP_HDR_OTHER,
@@ -75,6 +93,7 @@ static int	http_on_header_value(http_parser *, const char *, size_t);
 static int	http_on_headers_complete(http_parser *);
 static int	http_on_body(http_parser *, const char *, size_t);
 static int	http_on_message_complete(http_parser *);
+static int	http_unhex(char);
 
 static const http_parser_settings http_settings = {
 	.on_url = http_on_url,
@@ -509,6 +528,128 @@ http_on_message_complete(http_parser *hp)
 	return (0);
 }
 
+/* A line of the message ended (its CRLF was seen). Returns 1 at its end. */
+static int
+http_frame_eol(struct http_parse *p)
+{
+	size_t	 line = p->fr_line;
+
+	p->fr_line = 0;
+	switch (p->fr_state) {
+	case HTTP_FRAME_HEAD:
+		/* RFC 7230 §3.5: empty lines before the request line. */
+		if (line != 0) {
+			p->fr_lines++;
+			return (0);
+		}
+		if (p->fr_lines == 0)
+			return (0);
+		p->fr_state = HTTP_FRAME_HEAD_END;
+		return (1);
+	case HTTP_FRAME_CHUNK_SIZE:
+		p->fr_hex = 0;
+		if (p->fr_chunk == 0)
+			p->fr_state = HTTP_FRAME_TRAILER;
+		else
+			p->fr_state = HTTP_FRAME_CHUNK_DATA;
+		return (0);
+	case HTTP_FRAME_CHUNK_CRLF:
+		p->fr_state = HTTP_FRAME_CHUNK_SIZE;
+		p->fr_hex = 1;
+		p->fr_chunk = 0;
+		return (0);
+	case HTTP_FRAME_TRAILER:
+		if (line != 0)
+			return (0);
+		p->fr_state = HTTP_FRAME_DONE;
+		return (1);
+	default:
+		return (0);
+	}
+}
+
+/* One byte of a line (not CR or LF). Returns 0, or -1 if it is refused. */
+static int
+http_frame_byte(struct http_parse *p, char ch)
+{
+	int	 v;
+
+	switch (p->fr_state) {
+	case HTTP_FRAME_CHUNK_CRLF:
+		return (-1);
+	case HTTP_FRAME_HEAD:
+	case HTTP_FRAME_TRAILER:
+		/* RFC 7230 §3.2.4: obs-fold may be refused with a 400. */
+		if (p->fr_line == 0 && (ch == ' ' || ch == '\t') &&
+		    (p->fr_lines > 0 || p->fr_state == HTTP_FRAME_TRAILER))
+			return (-1);
+		break;
+	case HTTP_FRAME_CHUNK_SIZE:
+		if (p->fr_hex && (v = http_unhex(ch)) != -1) {
+			if (p->fr_chunk > p->max_body) {
+				p->status = 413;
+				return (-1);
+			}
+			p->fr_chunk = p->fr_chunk * 16 + v;
+		} else
+			p->fr_hex = 0;
+		break;
+	default:
+		break;
+	}
+	p->fr_line++;
+	return (0);
+}
+
+/*
+ * Check the framing of the n bytes at buf that are about to be fed to
+ * http-parser. Returns how many of them may be fed: all, or fewer when
+ * the head or the message ends inside them. Returns (size_t)-1 with the
+ * status set (400 unless already set) if a line does not end with CRLF.
+ */
+static size_t
+http_frame_scan(struct http_parse *p, const char *buf, size_t n)
+{
+	size_t	 i, k;
+
+	for (i = 0; i < n; i++) {
+		switch (p->fr_state) {
+		case HTTP_FRAME_BODY:
+			return (n);
+		case HTTP_FRAME_HEAD_END:
+		case HTTP_FRAME_DONE:
+			return (i);
+		case HTTP_FRAME_CHUNK_DATA:
+			k = n - i;
+			if (k > p->fr_chunk)
+				k = p->fr_chunk;
+			p->fr_chunk -= k;
+			i += k - 1;
+			if (p->fr_chunk == 0)
+				p->fr_state = HTTP_FRAME_CHUNK_CRLF;
+			continue;
+		default:
+			break;
+		}
+		if (p->fr_cr) {
+			p->fr_cr = 0;
+			if (buf[i] != '\n')
+				goto bad;
+			if (http_frame_eol(p))
+				return (i + 1);
+		} else if (buf[i] == '\r')
+			p->fr_cr = 1;
+		else if (buf[i] == '\n' || http_frame_byte(p, buf[i]) != 0)
+			goto bad;
+	}
+	return (n);
+
+bad:
+	if (p->status == 0)
+		p->status = 400;
+	return ((size_t)-1);
+}
+
 static void
 http_parse_init(struct http_parse *p, size_t max_header, size_t max_body)
 {
@@ -560,6 +701,37 @@ http_parse_reset(struct http_parse *p)
 	http_parse_init(p, p->max_header, p->max_body);
 }
 
+/*
+ * After a feed: where the framing goes next. The head or a chunked body
+ * ended by our reading must have ended by http-parser's too, else the
+ * two disagree and the request is refused. Returns 0, or -1 (400).
+ */
+static int
+http_frame_next(struct http_parse *p)
+{
+	switch (p->fr_state) {
+	case HTTP_FRAME_HEAD_END:
+		if (!(p->state & HTTP_PARSE_HEADERS_DONE))
+			break;
+		if (p->req.flags & HTTP_REQ_CHUNKED) {
+			p->fr_state = HTTP_FRAME_CHUNK_SIZE;
+			p->fr_hex = 1;
+			p->fr_chunk = 0;
+		} else
+			p->fr_state = HTTP_FRAME_BODY;
+		return (0);
+	case HTTP_FRAME_DONE:
+		break;
+	default:
+		if (p->state & HTTP_PARSE_HEADERS_DONE &&
+		    p->fr_state == HTTP_FRAME_HEAD)
+			break;
+		return (0);
+	}
+	p->status = 400;
+	return (-1);
+}
+
 static int
 http_errno_status(enum http_errno e)
 {
@@ -603,6 +775,8 @@ http_parse_feed(struct http_parse *p, const char *buf, size_t len,
 			if (n > p->max_header - p->header_bytes)
 				n = p->max_header - p->header_bytes;
 		}
+		if ((n = http_frame_scan(p, buf + off, n)) == (size_t)-1)
+			return (-1);
 		used = http_parser_execute(&p->parser, &http_settings,
 		    buf + off, n);
 		if (open)
@@ -618,6 +792,8 @@ http_parse_feed(struct http_parse *p, const char *buf, size_t len,
 			}
 			return (-1);
 		}
+		if (http_frame_next(p) != 0)
+			return (-1);
 	}
 	return (0);
 }

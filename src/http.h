@@ -83,6 +83,18 @@ struct http_parse {
 	struct http_buf	 body;		/* moves to req when complete */
 	int		 te_codings;	/* Transfer-Encoding codings seen */
 	int		 te_chunked;	/* ... of which "chunked" */
+
+	/*
+	 * Our own view of the framing, checked byte by byte ahead of
+	 * http-parser: every line ends with CRLF (a lone CR or LF is a 400)
+	 * and the parser is never shown more than one message.
+	 */
+	int		 fr_state;	/* enum http_frame in http.c */
+	int		 fr_cr;		/* the last byte was a CR */
+	size_t		 fr_line;	/* bytes on the current line */
+	size_t		 fr_lines;	/* non-empty lines in the head */
+	int		 fr_hex;	/* still reading a chunk size */
+	uint64_t	 fr_chunk;	/* chunk size, then data bytes left */
 };
 
 enum http_route {

@@ -5,6 +5,8 @@
  * the log file when one is configured, and to syslog otherwise.
  * log_reopen() reopens the file after rotation (SIGUSR1).  Nothing here
  * may be called from a signal handler: signals are libevent events.
+ * Every message is escaped (log_escape) before it is written, so that a
+ * value a client chose cannot forge or split a line.
  */
 #include <sys/time.h>
 
@@ -110,21 +112,66 @@ log_close(void)
 	log_path = NULL;
 }
 
+static void	log_vwrite(int, const char *, va_list, int)
+		    __attribute__((__format__(__printf__, 2, 0)));
+
+/*
+ * Copy src into dst (size bytes, NUL-terminated) so that it is one line of
+ * printable ASCII: a backslash becomes \\, a tab, CR or LF \t, \r or \n,
+ * and any other byte outside 0x20-0x7e \xHH (as vis(3) -c does).  A log
+ * line can then neither be split nor carry terminal escapes, whatever a
+ * client put in a value.  Truncates at a whole escape.  Returns the length
+ * of dst.
+ */
+size_t
+log_escape(char *dst, size_t size, const char *src)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*s = (const unsigned char *)src;
+	char			 e[5];
+	size_t			 n = 0, k;
+
+	if (size == 0)
+		return (0);
+	for (; *s != '\0'; s++) {
+		k = 0;
+		if (*s == '\\' || *s == '\t' || *s == '\r' || *s == '\n') {
+			e[k++] = '\\';
+			e[k++] = *s == '\t' ? 't' : *s == '\r' ? 'r' :
+			    *s == '\n' ? 'n' : '\\';
+		} else if (*s < 0x20 || *s > 0x7e) {
+			e[k++] = '\\';
+			e[k++] = 'x';
+			e[k++] = hex[*s >> 4];
+			e[k++] = hex[*s & 0xf];
+		} else
+			e[k++] = *s;
+		if (n + k >= size)
+			break;
+		memcpy(dst + n, e, k);
+		n += k;
+	}
+	dst[n] = '\0';
+	return (n);
+}
+
 static void
 log_vwrite(int level, const char *fmt, va_list ap, int errnum)
 {
-	char		 msg[2048], line[2300];
+	char		 raw[2048], msg[4096], line[4400];
 	struct timeval	 tv;
 	struct tm	 tm;
 	int		 n, saved = errno;
 
 	if (level > log_level)
 		return;
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	if (errnum != 0) {
-		n = strlen(msg);
-		snprintf(msg + n, sizeof msg - n, ": %s", strerror(errnum));
+		n = strlen(raw);
+		snprintf(raw + n, sizeof raw - n, ": %s", strerror(errnum));
 	}
+	/* Values in a message may come from clients: one line, printable. */
+	log_escape(msg, sizeof msg, raw);
 	if (log_syslog) {
 		syslog(log_prio[level], "%s: %s", log_role, msg);
 		errno = saved;

@@ -18,6 +18,7 @@
  * that open connections stay.
  */
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -68,6 +69,7 @@ static struct {
 	int			 stopping;	/* 1 draining, 2 forced */
 	int			 exit_code;
 	int			 pidfile_written;
+	int			 pidfd;		/* locked while we run */
 	struct event		*stop_timer;
 	struct event		*store_timer;
 	int			 store_failures;
@@ -156,22 +158,50 @@ master_log_listen(int fd, const char *what)
 	    ss.ss_family == AF_INET6 ? "]" : "", serv, what);
 }
 
+/*
+ * Write the pid file: never through a symbolic link or into anything but
+ * a regular file, and locked (flock) for the master's life, so that a
+ * second racerd given the same file refuses to start instead of taking
+ * it over.  Returns 0, or -1 with a message in *cause.
+ */
 static int
 master_write_pidfile(const char *path, char **cause)
 {
-	FILE	*f;
+	struct stat	 sb;
+	char		 buf[32];
+	int		 fd, n, saved;
+	const char	*why;
 
-	if ((f = fopen(path, "w")) == NULL) {
-		xasprintf(cause, "pid file %s: %s", path, strerror(errno));
+	fd = open(path, O_WRONLY|O_CREAT|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC,
+	    0644);
+	if (fd == -1) {
+		xasprintf(cause, "pid file %s: %s", path, errno == ELOOP ?
+		    "is a symbolic link" : strerror(errno));
 		return (-1);
 	}
-	fprintf(f, "%ld\n", (long)getpid());
-	if (fclose(f) != 0) {
-		xasprintf(cause, "pid file %s: %s", path, strerror(errno));
-		return (-1);
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		why = "not a regular file";
+		goto fail;
 	}
+	if (flock(fd, LOCK_EX|LOCK_NB) == -1) {
+		why = errno == EWOULDBLOCK ? "locked by another racerd" : NULL;
+		goto fail;
+	}
+	n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || write(fd, buf, n) != n) {
+		why = NULL;
+		goto fail;
+	}
+	m.pidfd = fd;
 	m.pidfile_written = 1;
 	return (0);
+
+fail:
+	saved = errno;
+	close(fd);
+	xasprintf(cause, "pid file %s: %s", path, why != NULL ? why :
+	    strerror(saved));
+	return (-1);
 }
 
 static int
@@ -272,6 +302,7 @@ master_worker_exited(int i, int status)
 	int			 crashed, delay;
 
 	w->pid = -1;
+	iplimit_worker_gone(i);
 	if (reg_worker_reap(m.reg, i, &removed) != 0)
 		log_warn("worker[%d]: registry reap failed", i);
 	if (WIFSIGNALED(status))
@@ -432,6 +463,9 @@ master_spawn(int i)
 		m.base = NULL;
 		if (m.ready != -1)
 			close(m.ready);
+		/* The pid file's lock is the master's alone. */
+		if (m.pidfd != -1)
+			close(m.pidfd);
 		master_child_reset();
 		snprintf(role, sizeof role, "worker[%d]", i);
 		log_set_role(role);
@@ -658,6 +692,8 @@ master_start(char **cause)
 	m.reg = reg_create(m.regname, m.cfg->max_chats, m.nworkers, cause);
 	if (m.reg == NULL)
 		return (-1);
+	if (iplimit_init(m.nworkers, cause) != 0)
+		return (-1);
 	if (reg_replaced(m.reg))
 		log_warnx("replaced a stale registry segment %s (its master "
 		    "is gone)", m.regname);
@@ -711,6 +747,7 @@ master_main(struct config *cfg, int foreground)
 
 	m.cfg = cfg;
 	m.lfd = m.tlsfd = -1;
+	m.pidfd = -1;
 	if (tls_configure(cfg, &cause) != 0 ||
 	    (*cfg->listen != '\0' &&
 	    (m.lfd = master_listen(cfg->listen, &cause)) == -1) ||

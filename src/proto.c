@@ -46,7 +46,6 @@ static int	 proto_fail(struct proto_in *, const char **, const char **,
 		     const char *, const char *);
 static int	 proto_get_int(const json_t *, const char *, int64_t, int64_t,
 		     int64_t *);
-static const char *proto_check_id(const char *, size_t);
 static const char *proto_parse_msg(struct proto_in *);
 static const char *proto_parse_ack(struct proto_in *);
 static const char *proto_parse_history(struct proto_in *);
@@ -208,10 +207,11 @@ proto_get_int(const json_t *root, const char *key, int64_t min, int64_t max,
 }
 
 /*
- * A client id is stored and echoed to other users: keep it short and
- * printable.  Returns NULL if good, else why not.
+ * A client id (of a WebSocket msg or an HTTP publish) is stored and
+ * echoed to other users: keep it short and printable.  Returns NULL if
+ * good, else why not.
  */
-static const char *
+const char *
 proto_check_id(const char *s, size_t len)
 {
 	const unsigned char	*p = (const unsigned char *)s;

@@ -42,6 +42,7 @@ struct proto_in {
 int		 proto_parse(const char *, size_t, struct proto_in *,
 		     const char **, const char **);
 void		 proto_in_clear(struct proto_in *);
+const char	*proto_check_id(const char *, size_t);
 char		*proto_welcome(const char *, const char *, const char *,
 		     const char *, int64_t, int);
 char		*proto_error(const char *, const char *);

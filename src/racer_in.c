@@ -3,8 +3,11 @@
  * Each line of standard input (LF or CRLF; the last may lack its newline)
  * becomes one message; empty lines are skipped.  Standard input is read
  * by the event loop when it can be polled (a pipe, a socket, a terminal);
- * a regular file or /dev/null, which epoll refuses, is read a chunk per
- * loop turn instead.  Reading pauses while RACER_IN_QUEUE_MAX messages
+ * a regular file or a device (/dev/null, /dev/zero), which epoll refuses,
+ * is read a chunk per loop turn instead, from a zero timeout: the loop
+ * polls for signals and the socket between two chunks, so an input that
+ * never ends cannot starve them.  An over-long line is refused once and
+ * the rest of it, however long, is dropped as it arrives.  Reading pauses while RACER_IN_QUEUE_MAX messages
  * wait for their acknowledgement, so a large file is not read into memory
  * at once; racer.c resumes it.  At the end of input racer.c is told once.
  */
@@ -36,6 +39,21 @@ static struct {
 	int		 skipping;	/* the rest of an over-long line */
 	u_long		 lineno;
 } in;
+
+/*
+ * Read the next chunk of an unpollable input on the next loop turn. Not
+ * event_active: an event activated from its own callback runs again in
+ * the same pass over the active queue, before the loop polls anything.
+ */
+static void
+racer_in_next(void)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	if (event_add(in.ev, &tv) != 0)
+		racer_exit(RACER_EXIT_FAIL, "cannot schedule reading standard "
+		    "input");
+}
 
 static void
 racer_in_line(const char *line, size_t len)
@@ -118,7 +136,7 @@ racer_in_read_cb(__unused int fd, __unused short events, __unused void *arg)
 	if (racer_chat_pending() >= RACER_IN_QUEUE_MAX)
 		racer_in_pause();
 	else if (!in.polled)
-		event_active(in.ev, EV_READ, 0);
+		racer_in_next();
 }
 
 /*
@@ -143,7 +161,7 @@ racer_in_start(struct event_base *base, char **cause)
 	if (in.ev == NULL)
 		fatalx("event_new");
 	if (!in.polled)
-		event_active(in.ev, EV_READ, 0);
+		racer_in_next();
 	else if (event_add(in.ev, NULL) != 0) {
 		xasprintf(cause, "cannot watch standard input");
 		return (-1);
@@ -174,7 +192,7 @@ racer_in_resume(void)
 			racer_exit(RACER_EXIT_FAIL, "cannot watch standard "
 			    "input");
 	} else
-		event_active(in.ev, EV_READ, 0);
+		racer_in_next();
 }
 
 /* No more reading (end of input, or racer is finishing). */

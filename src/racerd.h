@@ -61,6 +61,8 @@ struct config {
 	char		*allowed_origins;	/* "": any */
 	char		*webroot;	/* "": no static files */
 	int		 max_connections;	/* 0: no limit */
+	int		 max_conns_per_ip;	/* 0: no limit */
+	int		 max_request_rate;	/* per address, 0: no limit */
 	int		 max_message_rate;	/* 0: no limit */
 	int		 max_message_size;
 	int		 max_outbound_bytes;
@@ -205,6 +207,10 @@ struct conn {
 	int			 nrequests;
 	int			 in_request;	/* bytes of a request read */
 	int			 waiting;	/* an answer is on its way */
+	int			 http_held;	/* reading stopped: output full */
+	int			 head_seen;	/* api_headers ran for it */
+	uint32_t		 ip_bucket;	/* iplimit_bucket of the peer */
+	int			 ip_counted;	/* in iplimit's count */
 
 	/* WebSocket */
 	struct wslay_event_context *ws;	/* NULL between messages */
@@ -226,6 +232,7 @@ struct conn {
 	int			 stalled;	/* ticks without progress */
 	int			 counted;	/* in the registry's count */
 	int			 pinged;
+	int			 history_busy;	/* a history read in flight */
 	char			 user[CONN_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];
 
@@ -426,6 +433,15 @@ void		 sess_abandon(struct conn *, const char *, uint64_t);
 void		 sess_check_gen(struct conn *);
 void		 sess_taken_over(struct conn *);
 
+/* iplimit.c */
+struct sockaddr;
+int		 iplimit_init(int, char **);
+void		 iplimit_worker_gone(int);
+uint32_t	 iplimit_bucket(const struct sockaddr *);
+int		 iplimit_conn_add(int, uint32_t, int);
+void		 iplimit_conn_del(int, uint32_t);
+int		 iplimit_request(int, uint32_t, int);
+
 /* auth.c */
 #define AUTH_LEEWAY	30	/* seconds of clock skew for exp, nbf, iat */
 #define AUTH_TOKEN_MAX	4096	/* bytes of a token; longer is refused */
@@ -485,6 +501,7 @@ void		 auth_conn_free(struct conn *);
 /* api.c */
 struct http_req;
 int		 api_load_keys(const char *, char **);
+int		 api_headers(struct conn *, const struct http_req *);
 int		 api_messages(struct conn *, const struct http_req *,
 		     const char *, size_t, int);
 int		 api_presence(struct conn *, const struct http_req *,
@@ -541,6 +558,7 @@ int		 log_reopen(void);
 void		 log_set_role(const char *);
 void		 log_set_level(int);
 void		 log_close(void);
+size_t		 log_escape(char *, size_t, const char *);
 void		 log_warn(const char *, ...)
 		     __attribute__((__format__(__printf__, 1, 2)));
 void		 log_warnx(const char *, ...)
@@ -563,7 +581,8 @@ char		*xstrdup(const char *);
 char		*xstrndup(const char *, size_t);
 int		 xasprintf(char **, const char *, ...)
 		     __attribute__((__format__(__printf__, 2, 3)));
-int		 xvasprintf(char **, const char *, va_list);
+int		 xvasprintf(char **, const char *, va_list)
+		     __attribute__((__format__(__printf__, 2, 0)));
 
 /* util.c */
 uint64_t	 util_now_ms(void);

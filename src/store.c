@@ -219,6 +219,8 @@ store_exec(const struct config *cfg, const char *sock)
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
+	/* The append-only file holds every message: not for other users. */
+	umask(umask(0) | 027);
 	snprintf(logf, sizeof logf, "%s/redis.log", cfg->state_dir);
 	store_max_memory(cfg, maxmem, sizeof maxmem);
 	execl(REDIS_SERVER_PATH, REDIS_SERVER_PATH,

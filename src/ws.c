@@ -35,6 +35,8 @@
 #define WS_MAX_LIMITED		20	/* refused by the rate limit, in a row */
 
 static void	ws_check_closed(struct conn *);
+static void	ws_too_slow(struct conn *);
+static int	ws_rate_ok(struct conn *, const char *);
 static void	ws_track(struct conn *, const uint8_t *, size_t);
 
 static ssize_t
@@ -107,6 +109,7 @@ ws_on_history(const struct bus_page *page, void *arg)
 	char		*s;
 	size_t		 i;
 
+	c->history_busy = 0;
 	if (c->state != CONN_WS)
 		goto out;
 	if (page == NULL) {
@@ -130,12 +133,25 @@ ws_history(struct conn *c, int64_t before, int limit)
 {
 	if (c->room == NULL)
 		return;
+	/*
+	 * Each page is a store read of up to 1,000 entries: one at a time
+	 * per connection, and within max-message-rate with the messages.
+	 */
+	if (c->history_busy) {
+		ws_refuse(c, "busy", "a history request is in flight; wait "
+		    "for its answer");
+		return;
+	}
+	if (!ws_rate_ok(c, NULL))
+		return;
 	if (before <= 0)
 		before = room_latest(c->room) + 1;
 	conn_ref(c);
+	c->history_busy = 1;
 	if (bus_history(room_name(c->room), strlen(room_name(c->room)), 0,
 	    before, limit > 0 ? limit : WS_HISTORY_LIMIT, ws_on_history,
 	    c) != 0) {
+		c->history_busy = 0;
 		conn_unref(c);
 		ws_send_error(c, "unavailable", "the store is unavailable");
 	}
@@ -380,12 +396,36 @@ ws_input(struct conn *c)
 	ws_output(c);
 }
 
+/* A client too slow for what is queued to it: 4208, it resumes later. */
+static void
+ws_too_slow(struct conn *c)
+{
+	wk.counters->closes_slow++;
+	log_debug("closing %s: more than %d bytes queued", c->user,
+	    wk.cfg->max_outbound_bytes);
+	ws_close(c, 4208, "too slow: resume from history");
+}
+
 /* Send what wslay has queued, then see whether the socket is done. */
 void
 ws_output(struct conn *c)
 {
+	size_t	 queued;
+
 	if (c->state == CONN_DEAD || c->ws == NULL)
 		return;
+	/*
+	 * Pongs and other control frames count against max-outbound-bytes
+	 * too: a client that pings and never reads is a slow client.
+	 */
+	if (!c->ws_closing && wslay_event_want_write(c->ws)) {
+		queued = evbuffer_get_length(bufferevent_get_output(c->bev)) +
+		    wslay_event_get_queued_msg_length(c->ws);
+		if (queued > (size_t)wk.cfg->max_outbound_bytes) {
+			ws_too_slow(c);
+			return;
+		}
+	}
 	if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
 		conn_close(c);
 		return;
@@ -463,10 +503,7 @@ ws_send_frame(struct conn *c, struct frame *f)
 	/* A joining connection's replay paces itself (join.c). */
 	if (c->join == NULL && evbuffer_get_length(out) + f->len >
 	    (size_t)wk.cfg->max_outbound_bytes) {
-		wk.counters->closes_slow++;
-		log_debug("closing %s: more than %d bytes queued", c->user,
-		    wk.cfg->max_outbound_bytes);
-		ws_close(c, 4208, "too slow: resume from history");
+		ws_too_slow(c);
 		return (-1);
 	}
 	frame_ref(f);

@@ -404,6 +404,64 @@ START_TEST(test_bad_request)
 }
 END_TEST
 
+/*
+ * Issue 10, finding 11: a line ended by a lone LF (or CR) among CRLF
+ * lines is framed one way by http-parser and maybe another by a proxy in
+ * front (request smuggling). Every such request is a 400, whatever the
+ * chunk sizes it arrives in; bytes after chunk data must be CRLF.
+ */
+START_TEST(test_framing_bare_lf)
+{
+	static const char	*bad[] = {
+		"POST /a HTTP/1.1\r\nHost: a\r\nX-Pad: x\nContent-Length: 5"
+		    "\r\n\r\nhello",
+		"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\n\r\nhello",
+		"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\n"
+		    "hello",
+		"GET /a HTTP/1.1\nHost: a\n\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\n\n",
+		"\nGET /a HTTP/1.1\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\n\rX",
+		"GET /a HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "5\nhello\r\n0\r\n\r\n",
+		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "5\r\nhelloXY0\r\n\r\n",
+		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "5\r\nhello\n0\r\n\r\n",
+		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "5\r\nhello\r\n0\r\n\n",
+		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "0\r\nX-T: 1\nX-U: 2\r\n\r\n",
+	};
+	static const char	 good[] =
+	    "\r\nPOST /a HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n"
+	    "5;x=1\r\nhe\nl\r\r\n0\r\nX-T: 1\r\n\r\n"
+	    "GET /next HTTP/1.1\r\n\r\n";
+	struct http_parse	*p;
+	size_t			 i, off;
+
+	for (i = 0; i < nitems(bad); i++)
+		parse_fail(bad[i], strlen(bad[i]), MAX_HEADER, MAX_BODY, 400);
+
+	for (i = 0; i < nitems(chunks); i++) {
+		p = http_parse_new(MAX_HEADER, MAX_BODY);
+		ck_assert_int_eq(feed(p, good, sizeof good - 1, chunks[i],
+		    &off), 1);
+		ck_assert_uint_eq(off, strstr(good, "GET") - good);
+		ck_assert_uint_eq(http_parse_req(p)->body_len, 5);
+		ck_assert_mem_eq(http_parse_req(p)->body, "he\nl\r", 5);
+		http_parse_reset(p);
+		ck_assert_int_eq(feed(p, good + off, sizeof good - 1 - off,
+		    chunks[i], &off), 1);
+		ck_assert_str_eq(http_parse_req(p)->path, "/next");
+		http_parse_free(p);
+	}
+}
+END_TEST
+
 START_TEST(test_unsupported)
 {
 	static const char	 gzip[] = "POST / HTTP/1.1\r\n"
@@ -844,6 +902,7 @@ http_suite(void)
 	tcase_add_test(tc, test_body_too_large);
 	tcase_add_test(tc, test_bad_request);
 	tcase_add_test(tc, test_unsupported);
+	tcase_add_test(tc, test_framing_bare_lf);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("websocket");
