@@ -646,6 +646,15 @@ room_on_published(const struct bus_sent *sent, void *arg)
 	}
 	if (!sent->repeat)
 		goto out;	/* the echo comes through the channel */
+	/*
+	 * A repeat of a seq this connection has not been sent yet (the
+	 * first send's echo is still on its way through the channel, or
+	 * the room is filling a gap before it): that echo answers it.
+	 * Answered here it would come ahead of the seqs before it, and
+	 * then again in its place.
+	 */
+	if (sent->seq > c->queued_seq)
+		goto out;
 	/* A repeat: answer with the original, to the sender only. */
 	if (sent->env != NULL)
 		ws_send_text(c, sent->env, sent->len);
