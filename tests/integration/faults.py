@@ -10,7 +10,9 @@ abnormal end at once; 41xx with back-off; 4009 stops it), and when the
 session is gone (HTTP 401) it joins again with ?since=LAST.  Each sends
 with ids, one message in flight, and sends the same id again after an
 "unavailable" error, after a drop (once resumed) or when no answer came,
-until its echo (the acknowledgement, with a seq) arrives.
+until its echo (the acknowledgement, with a seq) arrives; one message in
+ten it sends twice in a row.  --nappers of them now and then drop their
+connection and stay away 1-5 s.
 
 Meanwhile the chaos task kills (-9) a random worker every --worker-every
 seconds, kills an instance's master and starts it again every
@@ -339,6 +341,7 @@ class Member:
         self.ready = False
         self.n = 0
         self.stopping = False
+        self.nap_until = 0
         self.stopped = False
         self.resend_at = None
 
@@ -496,6 +499,9 @@ class Member:
             self.ws = None
             if self.stopping:
                 return
+            d = self.nap_until - now()
+            if d > 0:
+                await asyncio.sleep(d)
             what = classify(code)
             COUNT["closed %s" % ("abnormally" if code is None
                                  else code)] += 1
@@ -568,6 +574,21 @@ class Member:
         code = ws.close_code
         return None if code in (None, 1006) else code
 
+    async def napper(self, end):
+        """Now and then drop the connection (no close frame) and stay
+        away 1-5 s: long enough, with recovery-max 20 and
+        reconnect-window 3, for complete:false resumes (filled from
+        HTTP history) and expired sessions (401, joined again with
+        since)."""
+        while now() < end and not self.stopping:
+            await asyncio.sleep(random.uniform(3, 8))
+            ws = self.ws
+            if ws is None or now() >= end:
+                continue
+            self.nap_until = now() + random.uniform(1, 5)
+            COUNT["naps"] += 1
+            ws.transport.abort()
+
     async def close(self):
         self.stopping = True
         ws = self.ws
@@ -611,6 +632,8 @@ async def main(a):
     t0 = now()
     sends = [asyncio.ensure_future(m.sender(a.rate, t0 + a.seconds))
              for m in members]
+    naps = [asyncio.ensure_future(m.napper(t0 + a.seconds))
+            for m in members[:a.nappers]]
     note("%d members in %d chats on ports %s; %d s of chaos" %
          (a.members, a.chats, a.ports, a.seconds))
     await cl.chaos(a.seconds)
@@ -640,7 +663,7 @@ async def main(a):
     for m in members:
         await m.close()
     await asyncio.wait(runs, timeout=10)
-    for t in runs + sends:
+    for t in runs + sends + naps:
         t.cancel()
     # History: seq 1..latest, each (user, id) once, every ack in it.
     stored = 0
@@ -675,6 +698,9 @@ async def main(a):
             fail("%s: stream %d..%d has %d seqs" %
                  (m.user, m.first, m.last, len(m.seen)))
     COUNT["in history"] = stored
+    for k in ("naps", "resumes", "since joins", "sessions expired", "duplicates",
+              "gaps", "incomplete resumes", "filled from HTTP"):
+        COUNT[k] += 0       # shown even when none
     print("counts: " + ", ".join("%s %d" % kv for kv in
                                  sorted(COUNT.items())), flush=True)
     if COUNT["acknowledged"] == 0 or COUNT["resumes"] == 0:
@@ -701,6 +727,8 @@ def parse():
     p.add_argument("--master-every", type=float, default=12)
     p.add_argument("--redis-every", type=float, default=34)
     p.add_argument("--redis-down", type=float, default=1.5)
+    p.add_argument("--nappers", type=int, default=5,
+                   help="members that now and then go away 1-5 s")
     p.add_argument("--double", type=float, default=0.1,
                    help="share of messages sent twice in a row")
     p.add_argument("--drain", type=float, default=60)

@@ -6,7 +6,10 @@
 # (started again) every 12 s and the redis-server once (started again on
 # the same socket and directory; the AOF reloads). Members resume with
 # session and last seq (HTTP 401: join again with since), send with ids
-# and send again until acknowledged. Then: every member's stream is
+# and send again until acknowledged; 5 of them now and then drop their
+# connection and stay away 1-5 s (recovery-max 20, reconnect-window 3:
+# complete:false resumes filled from HTTP history, expired sessions
+# joined again with since). Then: every member's stream is
 # contiguous without duplicates and reaches the chat's latest seq; every
 # send was acknowledged; every acknowledged send is in HTTP history
 # exactly once; no sanitizer report. SOAK_SECONDS=600 (make check-soak)
@@ -46,7 +49,7 @@ P2=$(free_port)
 for n in a b; do
 	[ $n = a ] && p=$P1 || p=$P2
 	write_conf_as "$T/$n.conf" "$p" 3 $n "redis = unix:$REDIS_SOCK" \
-	    "history-size = 1000000"
+	    "history-size = 1000000" "recovery-max = 20" "reconnect-window = 3"
 	# Info, not debug: the load would write a debug line per frame.
 	sed -i 's/^log-level = debug$/log-level = info/' "$T/$n.conf"
 done
