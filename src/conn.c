@@ -58,6 +58,11 @@ conn_free_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
 		frame_unref(h->f);
 		free(h);
 	}
+	while ((h = c->repeats) != NULL) {
+		c->repeats = h->next;
+		frame_unref(h->f);
+		free(h);
+	}
 	join_free(c);
 	ws_free(c);
 	auth_conn_free(c);

@@ -248,6 +248,7 @@ struct conn {
 	int			 replaying;	/* live messages are held */
 	struct conn_held	*held;		/* held during a replay */
 	struct conn_held	**held_tail;
+	struct conn_held	*repeats;	/* answers after their seq */
 
 	/* Authorisation (auth.c); rights are AUTH_ALL with auth = none. */
 	int			 auth_rights;	/* AUTH_READ|... granted */

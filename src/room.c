@@ -209,6 +209,28 @@ room_new(const char *name, size_t len)
 }
 
 /*
+ * Answers to repeated sends wait until the connection has been sent their
+ * seq (room_on_published): then they follow it, in order.
+ */
+static void
+room_send_repeats(struct conn *c)
+{
+	struct conn_held	*h, **hp;
+
+	hp = &c->repeats;
+	while ((h = *hp) != NULL) {
+		if (h->seq > c->queued_seq) {
+			hp = &h->next;
+			continue;
+		}
+		*hp = h->next;
+		ws_send_frame(c, h->f);
+		frame_unref(h->f);
+		free(h);
+	}
+}
+
+/*
  * Queue a frame to a member, or hold it while the member joins.  Every
  * delivery to a member passes here, and a message at or below what the
  * member already has is never sent again (live, gap fill, held or
@@ -233,8 +255,10 @@ room_send(struct conn *c, struct frame *f, uint64_t seq)
 	}
 	if (seq != 0 && seq <= c->queued_seq)
 		return;
-	if (ws_send_frame(c, f) == 0 && seq != 0)
+	if (ws_send_frame(c, f) == 0 && seq != 0) {
 		c->queued_seq = seq;
+		room_send_repeats(c);
+	}
 }
 
 /* The join is over (join.c): send what was held, in order. */
@@ -251,6 +275,7 @@ room_release(struct conn *c)
 		free(h);
 	}
 	c->held_tail = NULL;
+	room_send_repeats(c);	/* the replay may have passed their seq */
 }
 
 /*
@@ -635,6 +660,8 @@ room_on_published(const struct bus_sent *sent, void *arg)
 	struct room_send *s = arg;
 	struct conn	*c = s->c;
 	struct room	*r = c->room;
+	struct conn_held *h, **hp;
+	struct frame	*f;
 	char		*env;
 
 	if (c->state != CONN_WS || r == NULL)
@@ -648,13 +675,33 @@ room_on_published(const struct bus_sent *sent, void *arg)
 		goto out;	/* the echo comes through the channel */
 	/* A repeat: answer with the original, to the sender only. */
 	if (sent->env != NULL)
-		ws_send_text(c, sent->env, sent->len);
+		f = frame_text(sent->env, sent->len);
 	else {
 		xasprintf(&env, "%s%llu%s", r->head,
 		    (unsigned long long)sent->seq, s->tail);
-		ws_send_text(c, env, strlen(env));
+		f = frame_text(env, strlen(env));
 		free(env);
 	}
+	/*
+	 * Not before the connection has the original's seq (its echo is
+	 * still on the way through the channel, or the room is filling a
+	 * gap before it, or the member is joining): sent now, the answer
+	 * would come ahead of the seqs before it and the echo again after.
+	 * It waits for room_send to pass that seq.
+	 */
+	if (sent->seq > c->queued_seq || c->replaying) {
+		h = xmalloc(sizeof *h);
+		h->f = f;
+		h->seq = sent->seq;
+		for (hp = &c->repeats; *hp != NULL; hp = &(*hp)->next)
+			if ((*hp)->seq > h->seq)
+				break;
+		h->next = *hp;
+		*hp = h;
+		goto out;
+	}
+	ws_send_frame(c, f);
+	frame_unref(f);
 out:
 	conn_unref(c);
 	free(s->tail);
