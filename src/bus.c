@@ -1562,6 +1562,7 @@ bus_renew(const struct bus_lease *l, size_t n, uint64_t deadline)
 	bus_call_str(call, BUS_DUE);
 	bus_call_u64(call, deadline);
 	bus_call_u64(call, BUS_SLACK_MS);
+	bus_call_u64(call, wk.cfg->presence_events_max);
 	for (i = 0; i < n; i++) {
 		bus_call_member(call, l[i].chat, l[i].token);
 		bus_call_str(call, l[i].owner);

@@ -266,12 +266,12 @@ join_drive(struct conn *c)
 			conn_ref(c);
 			j->busy = 1;
 			if (sess_claim(c, j->chat, join_claimed, c) != 0) {
+				/* Still inside the request: conn_request answers. */
 				conn_unref(c);
-				keep = j->keep;
+				c->waiting = 0;
 				http_error(conn_output(c), 503,
-				    "store unavailable", NULL, keep);
+				    "store unavailable", NULL, j->keep);
 				join_free(c);
-				conn_answered(c, keep);
 				return;
 			}
 			break;
@@ -281,6 +281,11 @@ join_drive(struct conn *c)
 				/* Refused with an HTTP answer, or closed. */
 				keep = j->keep;
 				resume = j->resume;
+				if (resume && c->attached) {
+					/* Claimed, not joined: away again. */
+					c->attached = 0;
+					sess_abandon(c, j->chat, j->from);
+				}
 				join_free(c);
 				if (resume)
 					conn_answered(c, keep);

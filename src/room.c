@@ -64,6 +64,7 @@ struct room {
 	struct room_msg		*held;		/* sorted by seq */
 	u_int			 nheld;
 	struct event		*linger;
+	struct event		*retry;		/* ask where the chat is */
 	char			*head;		/* envelope head, per chat */
 	size_t			 len;
 	char			 name[REG_NAME_MAX + 1];
@@ -78,6 +79,9 @@ static struct {
 
 static void	room_catch_up(struct room *);
 static void	room_drain(struct room *);
+static void	room_ask(struct room *);
+static void	room_retry_cb(evutil_socket_t, short, void *);
+static void	room_on_info(const struct bus_info *, void *);
 
 static uint64_t
 room_hash(const char *name, size_t len)
@@ -156,11 +160,13 @@ room_free(struct room *r)
 		rooms.count--;
 		r->dead = 1;
 		evtimer_del(r->linger);
+		evtimer_del(r->retry);
 	}
 	if (r->busy)
 		return;
 	room_drop_held(r);
 	event_free(r->linger);
+	event_free(r->retry);
 	free(r->head);
 	free(r);
 }
@@ -196,7 +202,8 @@ room_new(const char *name, size_t len)
 	r->hash = room_hash(name, len);
 	TAILQ_INIT(&r->members);
 	r->linger = evtimer_new(wk.base, room_linger_cb, r);
-	if (r->linger == NULL)
+	r->retry = evtimer_new(wk.base, room_retry_cb, r);
+	if (r->linger == NULL || r->retry == NULL)
 		fatalx("evtimer_new");
 	r->head = proto_msg_head(r->name);
 	b = r->hash & (rooms.size - 1);
@@ -321,11 +328,17 @@ room_latest(struct room *r)
 	return (r->last);
 }
 
-/* Returns 1 if the room is subscribed and knows where the chat is. */
+/*
+ * Returns 1 if the room is subscribed and knows where the chat is; else
+ * 0, and the store is asked if nobody is asking yet.
+ */
 int
 room_is_ready(struct room *r)
 {
-	return (r->known && r->state == ROOM_SUBSCRIBED);
+	if (r->known && r->state == ROOM_SUBSCRIBED)
+		return (1);
+	room_ask(r);
+	return (0);
 }
 
 /* Members waiting for the room to be ready go on joining. */
@@ -437,6 +450,14 @@ room_on_range(const struct bus_entry *e, size_t n, void *arg)
 		/* The store went away; the resubscription catches up. */
 		return;
 	}
+	if (n > 0 && e[0].seq > r->last + 1) {
+		/* History was trimmed past what we had: gone for good. */
+		log_warnx("chat %s: seq %llu..%llu are not in history; "
+		    "skipping them", r->name,
+		    (unsigned long long)r->last + 1,
+		    (unsigned long long)e[0].seq - 1);
+		r->last = e[0].seq - 1;
+	}
 	for (i = 0; i < n; i++)
 		if (e[i].seq == r->last + 1)
 			room_deliver(r, e[i].seq, e[i].env, e[i].len);
@@ -468,10 +489,27 @@ room_catch_up(struct room *r)
 		r->busy = 1;
 }
 
+/* Ask the store where the chat is, if nobody asked yet. */
+static void
+room_ask(struct room *r)
+{
+	if (r->state == ROOM_SUBSCRIBED && !r->known && !r->busy &&
+	    bus_room_info(r->name, r->len, room_on_info, r) == 0)
+		r->busy = 1;
+}
+
+/* A second after the store failed to say where the chat is: ask again. */
+static void
+room_retry_cb(__unused evutil_socket_t fd, __unused short events, void *arg)
+{
+	room_ask(arg);
+}
+
 static void
 room_on_info(const struct bus_info *info, void *arg)
 {
 	struct room	*r = arg;
+	struct timeval	 tv = { 1, 0 };
 
 	r->busy = 0;
 	if (r->dead) {
@@ -479,7 +517,8 @@ room_on_info(const struct bus_info *info, void *arg)
 		return;
 	}
 	if (info == NULL) {
-		/* Store trouble: members wait; the resubscription retries. */
+		/* Store trouble: members wait; ask again in a second. */
+		evtimer_add(r->retry, &tv);
 		return;
 	}
 	r->known = 1;
@@ -504,10 +543,7 @@ room_on_subscribed(const char *name, size_t len)
 		room_catch_up(r);
 		return;
 	}
-	if (r->busy)
-		return;
-	if (bus_room_info(r->name, r->len, room_on_info, r) == 0)
-		r->busy = 1;
+	room_ask(r);
 }
 
 /* The store confirmed an UNSUBSCRIBE. */
