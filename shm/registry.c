@@ -1090,6 +1090,8 @@ reg_worker_info(struct reg *reg, uint32_t w, struct reg_worker_info *info)
 	    __ATOMIC_RELAXED);
 	info->counters.gaps_filled = __atomic_load_n(&c->gaps_filled,
 	    __ATOMIC_RELAXED);
+	info->counters.sealed_unreadable = __atomic_load_n(
+	    &c->sealed_unreadable, __ATOMIC_RELAXED);
 	return (0);
 }
 

@@ -73,13 +73,15 @@ ok "redis://USER:PASSWORD@ authenticates as the ACL user and chats"
 # The password changes under racerd: 503 with the reason, then back.
 rcli acl setuser racerd resetpass ">other-$UPASS" >/dev/null
 rcli client kill user racerd >/dev/null
+# First the link is lost ("closed"), then a reconnect is refused: wait
+# for the refusal, which comes after the back-off (at most a few seconds).
 i=0
-while [ "$(http_status "http://127.0.0.1:$PORT/healthz")" != 503 ] &&
-    [ "$i" -lt 50 ]; do
+while http_curl "http://127.0.0.1:$PORT/healthz" >"$T/health.out" &&
+    ! grep -q 'authentication refused' "$T/health.out" &&
+    [ "$i" -lt 150 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-http_curl "http://127.0.0.1:$PORT/healthz" >"$T/health.out"
 grep -q '"error":"store: [a-z]*: authentication refused: WRONGPASS' \
     "$T/health.out" || fail "healthz said: $(cat "$T/health.out")"
 wait_log "store [a-z]* connection: authentication refused: WRONGPASS" 5 ||
