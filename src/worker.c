@@ -310,7 +310,6 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 	if (wk.tls_listener != NULL)
 		evconnlistener_free(wk.tls_listener);
 	tls_free();
-	event_free(shup);
 	event_free(hb);
 	event_free(sterm);
 	event_free(sint);
