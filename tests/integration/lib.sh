@@ -278,6 +278,31 @@ start_redis() {
 	done
 }
 
+# start_redis_aof: like start_redis, with an AOF written at every command
+# (appendfsync always) in $T/rdata and noeviction; ARGV holds its command
+# line as JSON, for a test that kills the store and starts it again.
+start_redis_aof() {
+	REDIS_SOCK=$T/redis.sock
+	mkdir -p "$T/rdata"
+	set -- redis-server --port 0 --unixsocket "$REDIS_SOCK" \
+	    --unixsocketperm 700 --appendonly yes --appendfsync always \
+	    --dir "$T/rdata" --save "" --maxmemory-policy noeviction \
+	    --daemonize no --logfile "$T/redis.log"
+	"$@" &
+	REDIS_PID=$!
+	PIDS="$PIDS $REDIS_PID"
+	ARGV=$($PY -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@")
+	i=0
+	while [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" != PONG ]; do
+		i=$((i + 1))
+		if [ "$i" -ge 50 ]; then
+			fail "redis-server did not start"
+			finish
+		fi
+		sleep 0.1
+	done
+}
+
 # start_racerd CONF [PORT]: racerd in the foreground, in the background;
 # its pid is MASTER and joins PIDS. With PORT, waits until healthy and
 # fails the test (and stops) if it does not get there.

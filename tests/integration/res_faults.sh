@@ -26,23 +26,7 @@ else
 	MASTER_EVERY=12 REDIS_EVERY=34
 fi
 
-REDIS_SOCK=$T/redis.sock
-mkdir -p "$T/rdata"
-# The same command line starts it and, in faults.py, starts it again.
-set -- redis-server --port 0 --unixsocket "$REDIS_SOCK" \
-    --unixsocketperm 700 --appendonly yes --appendfsync always \
-    --dir "$T/rdata" --save "" --maxmemory-policy noeviction \
-    --daemonize no --logfile "$T/redis.log"
-"$@" &
-REDIS_PID=$!
-PIDS="$PIDS $REDIS_PID"
-ARGV=$($PY -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@")
-i=0
-while [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" != PONG ]; do
-	i=$((i + 1))
-	[ "$i" -ge 50 ] && { fail "redis-server did not start"; finish; }
-	sleep 0.1
-done
+start_redis_aof
 
 P1=$(free_port)
 P2=$(free_port)

@@ -16,17 +16,7 @@ sr() {
 }
 
 # A store that writes everything to its AOF at once.
-REDIS_SOCK=$T/redis.sock
-redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-    --save "" --appendonly yes --appendfsync always --daemonize no \
-    --dir "$T" --logfile "$T/redis.log" &
-PIDS="$PIDS $!"
-i=0
-until [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ]; do
-	i=$((i + 1))
-	[ "$i" -lt 50 ] || { fail "redis-server did not start"; finish; }
-	sleep 0.1
-done
+start_redis_aof
 
 "$RACERCTL" keygen storage --kid k1 >"$T/k1.line" || fail "keygen k1"
 "$RACERCTL" keygen storage --kid k2 >"$T/k2.line" || fail "keygen k2"
@@ -52,7 +42,7 @@ sr send --port "$PS" --chat sealed --marker "$M1" -n 100 ||
     fail "sealed chat (see above)"
 sleep 0.5
 sr scan --marker "$M1" --expect 0 --redis-sock "$REDIS_SOCK" \
-    --aof-dir "$T/appendonlydir" --sub-file "$T/sub-sealed.out" ||
+    --aof-dir "$T/rdata/appendonlydir" --sub-file "$T/sub-sealed.out" ||
     fail "plaintext in the store (see above)"
 ok "100 sealed messages: read in clear, no plaintext in keys, AOF or pub/sub"
 
@@ -66,7 +56,7 @@ sr send --port "$PC" --chat clear --marker "$M2" -n 10 ||
     fail "clear chat (see above)"
 sleep 0.5
 sr scan --marker "$M2" --expect 10 --redis-sock "$REDIS_SOCK" \
-    --aof-dir "$T/appendonlydir" --sub-file "$T/sub-clear.out" ||
+    --aof-dir "$T/rdata/appendonlydir" --sub-file "$T/sub-clear.out" ||
     fail "the scan does not see plaintext (see above)"
 ok "without storage-key-file the scan finds every body"
 
