@@ -545,7 +545,9 @@ auth_verify(const struct auth_keys *ks, const char *token, size_t len,
 	if ((k = auth_pick(ks, hdr, why)) == NULL)
 		goto fail;
 	if (auth_b64url(dot2 + 1, token + len - dot2 - 1, sig, sizeof sig,
-	    &siglen) != 0) {
+	    &siglen) != 0 || siglen != (k->alg == AUTH_EDDSA ?
+	    crypto_sign_BYTES : crypto_auth_hmacsha256_BYTES)) {
+		/* Undecodable, or the wrong length for its alg. */
 		*why = "malformed signature";
 		goto fail;
 	}
