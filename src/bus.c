@@ -24,8 +24,9 @@
  * what was missed from history.
  *
  * Keys of a chat share the hash tag {chat:ID}: racerd:{chat:ID}:seq,
- * :epoch, :log (stream), :id:USER:ID (dedup), :sess:TOKEN, :who,
- * :pos:USER; channel racerd:{chat:ID}.  racerd:due schedules sessions.
+ * :epoch, :log (stream), :id:LEN:USER:ID (dedup; LEN is the user's
+ * length), :sess:TOKEN, :who, :pos:USER; channel racerd:{chat:ID}.
+ * racerd:due schedules sessions.
  */
 #include <errno.h>
 #include <stdarg.h>
