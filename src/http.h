@@ -14,8 +14,8 @@
 
 struct evbuffer;
 
-#define HTTP_CHAT_ID_MAX	128	/* DESIGN.md: chat id, 1-128 bytes */
-#define HTTP_USER_ID_MAX	64	/* DESIGN.md: user id, 1-64 bytes */
+#define HTTP_CHAT_ID_MAX	128	/* racerd-protocol(7): chat id, 1-128 bytes */
+#define HTTP_USER_ID_MAX	64	/* racerd-protocol(7): user id, 1-64 bytes */
 #define HTTP_WS_ACCEPT_LEN	28	/* base64 of a SHA-1 digest */
 #define HTTP_FIELD_MAX		32	/* longest header name we look at */
 

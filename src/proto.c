@@ -1,8 +1,9 @@
 /* racerd: chat frame format. */
 /*
- * The JSON frames of DESIGN.md, "WebSocket frames": proto_parse decodes
- * and validates what a client sends, the proto_* builders encode what the
- * server sends, plus the two byte-level helpers the WebSocket layer needs
+ * The JSON frames of racerd-protocol(7) (FRAMES FROM THE CLIENT, FRAMES
+ * FROM THE SERVER): proto_parse decodes and validates what a client
+ * sends, the proto_* builders encode what the server sends, plus the
+ * two byte-level helpers the WebSocket layer needs
  * (UTF-8 validation, RFC 6455 §8.1, and server frame headers, §5.2).
  * Called by the worker's WebSocket glue and by the HTTP history endpoint.
  *

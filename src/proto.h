@@ -12,11 +12,11 @@
 
 #include <jansson.h>
 
-#define PROTO_ID_MAX		64	/* DESIGN.md: client message id */
-#define PROTO_LIMIT_MAX		1000	/* DESIGN.md: history page size */
+#define PROTO_ID_MAX		64	/* racerd-protocol(7): client message id */
+#define PROTO_LIMIT_MAX		1000	/* racerd-protocol(7): history page size */
 #define PROTO_WS_HDR_MAX	10	/* RFC 6455 §5.2: longest header */
 
-/* Client frame types (DESIGN.md, "WebSocket frames"). */
+/* Client frame types (racerd-protocol(7), FRAMES FROM THE CLIENT). */
 enum proto_type {
 	PROTO_MSG,
 	PROTO_ACK,

@@ -3,8 +3,8 @@
  * racer joins one chat, sends each line of standard input (or --send
  * TEXT) as a message and prints what arrives.  This file owns the options
  * and the life of the connection: it connects, reads what the end of a
- * connection means (racerd's close-code classes, DESIGN.md), and either
- * reconnects -- at once, or with exponential back-off and jitter -- or
+ * connection means (racerd's close-code classes, racerd-protocol(7)), and
+ * either reconnects -- at once, or with exponential back-off and jitter -- or
  * exits with one of the statuses of racer(1) and one line on stderr.
  *
  * One connection exists at a time.  It is freed in its end callback or by

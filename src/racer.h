@@ -28,8 +28,8 @@ struct event_base;
 #define RACER_EXIT_REFUSED	4	/* racerd refused, or ended for good */
 
 #define RACER_MSG_MAX		65536	/* racerd's default max-message-size */
-#define RACER_USER_MAX		64	/* DESIGN.md: user id */
-#define RACER_CHAT_MAX		128	/* DESIGN.md: chat id */
+#define RACER_USER_MAX		64	/* racerd-protocol(7): user id */
+#define RACER_CHAT_MAX		128	/* racerd-protocol(7): chat id */
 
 /* racer.c */
 struct racer_opts {

@@ -3,9 +3,10 @@
  * What racer says and hears in one chat.  Messages to send wait in a
  * queue (racer_chat_add) until the server echoes them with a seq: each
  * carries a random id, so a send repeated after a reconnect, an
- * "unavailable" or a "rate_limited" error is stored once (DESIGN.md: the
- * server deduplicates by user and id).  At most RACER_CHAT_WINDOW are in
- * flight on one connection; racer.c paces the rest.
+ * "unavailable" or a "rate_limited" error is stored once
+ * (racerd-protocol(7): the server deduplicates by user and id).
+ * At most RACER_CHAT_WINDOW are in flight on one connection; racer.c
+ * paces the rest.
  *
  * What arrives is printed in seq order, each seq at most once: a message
  * is printed only if its seq is above the last one printed, so a replay
@@ -43,7 +44,7 @@
  */
 #define RACER_CHAT_WINDOW	16
 #define RACER_CHAT_ID_BYTES	8	/* an id is 16 hex digits */
-#define RACER_CHAT_PAGE_MAX	1000	/* DESIGN.md: a history page */
+#define RACER_CHAT_PAGE_MAX	1000	/* racerd-protocol(7): a history page */
 
 struct racer_out {
 	TAILQ_ENTRY(racer_out)	 entry;
@@ -390,7 +391,7 @@ racer_chat_acked(json_t *env)
 	racer_progress();
 }
 
-/* Tell the server how far we are (DESIGN.md: {"type":"ack"}). */
+/* Tell the server how far we are (racerd-protocol(7): {"type":"ack"}). */
 void
 racer_chat_ack(void)
 {

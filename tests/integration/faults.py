@@ -4,7 +4,7 @@
 
 MEMBERS clients (Debian's python3-websockets) chat in CHATS chats over two
 racerd instances that share one redis-server.  Each keeps its place the
-way DESIGN asks a client to: after any drop it resumes with
+way racerd-protocol(7) asks a client to: after any drop it resumes with
 ?session=TOKEN&last=SEQ on either instance (42xx, 1001, 1011 and an
 abnormal end at once; 41xx with back-off; 4009 stops it), and when the
 session is gone (HTTP 401) it joins again with ?since=LAST.  Each sends
