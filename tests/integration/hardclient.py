@@ -132,10 +132,14 @@ def do_pipeline(a):
 
 
 def send_quietly(r, data, timeout=3):
-    """Send what the peer takes; it may stop reading or hang up."""
+    """Send what the peer takes; it may stop reading or hang up.  Gives up
+    once the peer has taken nothing for timeout seconds (sendall's timeout
+    would bound the whole send, which a loaded machine can outlast)."""
+    view = memoryview(data)
+    r.sock.settimeout(timeout)
     try:
-        r.sock.settimeout(timeout)
-        r.sock.sendall(data)
+        while view:
+            view = view[r.sock.send(view[:1 << 16]):]
     except OSError:
         pass
 
