@@ -27,6 +27,11 @@
  * :epoch, :log (stream), :id:LEN:USER:ID (dedup; LEN is the user's
  * length), :sess:TOKEN, :who, :pos:USER; channel racerd:{chat:ID}.
  * racerd:due schedules sessions.
+ *
+ * Shards: the redis option may name several stores.  Every key and the
+ * channel of a chat live on the one shard bus_shard_hash picks for its
+ * id; each shard has its own pair of links, probe, script cache and
+ * racerd:due.  A shard that is down makes only its chats unavailable.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -59,7 +64,10 @@
 
 #include "bus_lua.h"
 
+struct bus_shard;
+
 struct bus_link {
+	struct bus_shard	*shard;
 	const char		*what;		/* "cmd" or "sub" */
 	redisAsyncContext	*ac;
 	int			 up;		/* answered since connecting */
@@ -99,20 +107,33 @@ static const struct {
 	[BUS_RENEW] =	{ "renew.lua", bus_lua_renew },
 };
 
-static struct {
-	struct event_base	*base;
+/*
+ * One store of the shards the redis option names.  A chat lives on the
+ * shard that bus_shard_hash picks for its id; each shard has its own
+ * links, probe, script cache and due-set.
+ */
+struct bus_shard {
+	u_int			 idx;
+	char			 label[300];	/* "" or "shard N (ADDRESS) " */
 	char			 host[256];
 	char			 path[256];
 	int			 port;
 	int			 db;
 	char			 user[256];	/* AUTH; never logged */
 	char			 password[256];	/* "": no AUTH */
-	char			 name[64];	/* racerd:INSTANCE:wN */
-	char			 probe_ch[128];
+	char			 probe_ch[160];
 	struct bus_link		 cmd;
 	struct bus_link		 sub;
-	struct event		*probe;
 	uint64_t		 sub_seen;	/* last message on sub */
+	char			 why[512];	/* bus_is_up's answer */
+};
+
+static struct {
+	struct event_base	*base;
+	char			 name[64];	/* racerd:INSTANCE:wN */
+	struct bus_shard	*shards;
+	u_int			 nshards;
+	struct event		*probe;
 	char			 sha[BUS_NSCRIPTS][41];	/* EVALSHA names */
 	int			 closing;
 	u_int			 pending;	/* calls awaiting a reply */
@@ -136,21 +157,67 @@ bus_sha1(const char *script, char out[41])
 	sodium_bin2hex(out, 41, digest, sizeof digest);
 }
 
-/* Take the store's address apart (config.c validated it). */
+/*
+ * Which of n shards holds a chat: jump consistent hash (Lamping and
+ * Veach, 2014) of the FNV-1a 64-bit hash of its id, as Centrifugo's Redis
+ * engine spreads channels.  Going from n to n + 1 shards moves 1/(n + 1)
+ * of the chats, all to the new shard.
+ */
+u_int
+bus_shard_hash(const char *chat, size_t len, u_int n)
+{
+	uint64_t	 key = 14695981039346656037ULL;
+	int64_t		 b = -1, j = 0;
+	size_t		 i;
+
+	for (i = 0; i < len; i++) {
+		key ^= (u_char)chat[i];
+		key *= 1099511628211ULL;
+	}
+	while (j < (int64_t)n) {
+		b = j;
+		key = key * 2862933555777941757ULL + 1;
+		j = (int64_t)((b + 1) * ((double)(1LL << 31) /
+		    (double)((key >> 33) + 1)));
+	}
+	return (b < 0 ? 0 : (u_int)b);
+}
+
+/* The shard of a chat in this worker's list. */
+u_int
+bus_shard_index(const char *chat, size_t len)
+{
+	return (bus.nshards <= 1 ? 0 : bus_shard_hash(chat, len, bus.nshards));
+}
+
+static struct bus_shard *
+bus_shard_of(const char *chat, size_t len)
+{
+	return (&bus.shards[bus_shard_index(chat, len)]);
+}
+
+/* Take a shard's address apart (config.c validated it). */
 static int
-bus_parse(const char *addr)
+bus_parse(struct bus_shard *sh, const char *addr)
 {
 	struct config_store	 st;
+	char			*shown;
 
 	if (config_store_parse(addr, &st) != 0)
 		return (-1);
-	snprintf(bus.host, sizeof bus.host, "%s", st.host);
-	snprintf(bus.path, sizeof bus.path, "%s", st.path);
-	bus.port = st.port;
-	bus.db = st.db;
-	memcpy(bus.user, st.user, sizeof bus.user);
-	memcpy(bus.password, st.password, sizeof bus.password);
+	snprintf(sh->host, sizeof sh->host, "%s", st.host);
+	snprintf(sh->path, sizeof sh->path, "%s", st.path);
+	sh->port = st.port;
+	sh->db = st.db;
+	memcpy(sh->user, st.user, sizeof sh->user);
+	memcpy(sh->password, st.password, sizeof sh->password);
 	sodium_memzero(&st, sizeof st);
+	if (bus.nshards > 1) {
+		shown = config_store_redact(addr);
+		snprintf(sh->label, sizeof sh->label, "shard %u (%s) ",
+		    sh->idx, shown);
+		free(shown);
+	}
 	return (0);
 }
 
@@ -164,7 +231,8 @@ static void
 bus_down(struct bus_link *l, const char *why)
 {
 	if (l->up)
-		log_warnx("store %s connection lost: %s", l->what, why);
+		log_warnx("store %s%s connection lost: %s", l->shard->label,
+		    l->what, why);
 	l->up = 0;
 	snprintf(l->why, sizeof l->why, "%s: %s", l->what, why);
 }
@@ -211,8 +279,8 @@ bus_on_disconnect(const redisAsyncContext *ac, int status)
 		bus_down(l, status == REDIS_OK ? "closed" : ac->errstr);
 	l->ac = NULL;
 	l->probe_sent = 0;
-	if (l == &bus.sub)
-		room_sub_lost();
+	if (l == &l->shard->sub)
+		room_sub_lost(l->shard->idx);
 	bus_schedule_retry(l);
 }
 
@@ -230,7 +298,8 @@ bus_on_auth(redisAsyncContext *ac, void *r, __unused void *arg)
 	}
 	snprintf(why, sizeof why, "authentication refused: %s", reply->str);
 	if (!l->denied)
-		log_warnx("store %s connection: %s", l->what, why);
+		log_warnx("store %s%s connection: %s", l->shard->label,
+		    l->what, why);
 	bus_down(l, why);
 	l->denied = 1;
 	redisAsyncFree(ac);	/* after this callback; then a retry */
@@ -241,7 +310,8 @@ static void
 bus_link_answered(struct bus_link *l)
 {
 	if (!l->up)
-		log_info("store %s connection is up", l->what);
+		log_info("store %s%s connection is up", l->shard->label,
+		    l->what);
 	l->up = 1;
 	l->backoff = 0;
 	l->probe_sent = 0;
@@ -284,6 +354,7 @@ static void
 bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 {
 	redisReply	*reply = r, *type, *ch, *msg;
+	struct bus_shard *sh;
 	struct bus_event ev;
 	const char	*chat;
 	char		*opened;
@@ -297,8 +368,9 @@ bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 	msg = reply->element[2];
 	if (type->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
 		return;
-	bus.sub_seen = util_mono_ms();
-	if (strcmp(ch->str, bus.probe_ch) == 0) {
+	sh = bus_link_of(ac)->shard;
+	sh->sub_seen = util_mono_ms();
+	if (strcmp(ch->str, sh->probe_ch) == 0) {
 		bus_link_answered(bus_link_of(ac));
 		return;
 	}
@@ -321,19 +393,19 @@ bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 }
 
 static void
-bus_probe(__unused evutil_socket_t fd, __unused short events,
-    __unused void *arg)
+bus_probe_shard(struct bus_shard *sh)
 {
 	uint64_t	 now = util_mono_ms();
 	struct bus_link	*l;
 
-	l = &bus.cmd;
+	l = &sh->cmd;
 	if (l->ac != NULL) {
 		/* Busy is not dead: only silence since the probe is. */
 		if (l->probe_sent != 0 && now - l->probe_sent >
 		    BUS_DEADLINE_MS && l->heard < l->probe_sent) {
-			log_warnx("store cmd connection did not answer within "
-			    "%d ms; reconnecting", BUS_DEADLINE_MS);
+			log_warnx("store %scmd connection did not answer "
+			    "within %d ms; reconnecting", sh->label,
+			    BUS_DEADLINE_MS);
 			bus_down(l, "probe timed out");
 			redisAsyncFree(l->ac);	/* runs bus_on_disconnect */
 		} else if (l->probe_sent == 0) {
@@ -343,23 +415,33 @@ bus_probe(__unused evutil_socket_t fd, __unused short events,
 	}
 
 	/* The subscription: a probe through the store must come back. */
-	l = &bus.sub;
+	l = &sh->sub;
 	if (l->ac == NULL)
 		return;
 	if (l->probe_sent != 0 && now - l->probe_sent > BUS_DEADLINE_MS &&
-	    bus.sub_seen < l->probe_sent) {
-		log_warnx("store sub connection did not deliver a probe "
-		    "within %d ms; reconnecting", BUS_DEADLINE_MS);
+	    sh->sub_seen < l->probe_sent) {
+		log_warnx("store %ssub connection did not deliver a probe "
+		    "within %d ms; reconnecting", sh->label, BUS_DEADLINE_MS);
 		bus_down(l, "probe timed out");
 		redisAsyncFree(l->ac);
 		return;
 	}
-	if (l->probe_sent == 0 && bus.cmd.up &&
-	    (now - bus.sub_seen > BUS_PROBE_MS || !l->up)) {
+	if (l->probe_sent == 0 && sh->cmd.up &&
+	    (now - sh->sub_seen > BUS_PROBE_MS || !l->up)) {
 		l->probe_sent = now;
-		redisAsyncCommand(bus.cmd.ac, NULL, NULL, "PUBLISH %s %s",
-		    bus.probe_ch, "probe");
+		redisAsyncCommand(sh->cmd.ac, NULL, NULL, "PUBLISH %s %s",
+		    sh->probe_ch, "probe");
 	}
+}
+
+static void
+bus_probe(__unused evutil_socket_t fd, __unused short events,
+    __unused void *arg)
+{
+	u_int	 i;
+
+	for (i = 0; i < bus.nshards; i++)
+		bus_probe_shard(&bus.shards[i]);
 }
 
 static void
@@ -371,13 +453,14 @@ bus_retry(__unused evutil_socket_t fd, __unused short events, void *arg)
 static void
 bus_connect(struct bus_link *l)
 {
+	struct bus_shard	*sh = l->shard;
 	redisAsyncContext	*ac;
 	int			 i;
 
-	if (bus.path[0] != '\0')
-		ac = redisAsyncConnectUnix(bus.path);
+	if (sh->path[0] != '\0')
+		ac = redisAsyncConnectUnix(sh->path);
 	else
-		ac = redisAsyncConnect(bus.host, bus.port);
+		ac = redisAsyncConnect(sh->host, sh->port);
 	if (ac == NULL || ac->err) {
 		bus_down(l, ac != NULL ? ac->errstr : "out of memory");
 		if (ac != NULL)
@@ -395,18 +478,18 @@ bus_connect(struct bus_link *l)
 	redisAsyncSetConnectCallback(ac, bus_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bus_on_disconnect);
 	l->ac = ac;
-	if (bus.password[0] != '\0' && bus.user[0] != '\0')
-		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s %s", bus.user,
-		    bus.password);
-	else if (bus.password[0] != '\0')
+	if (sh->password[0] != '\0' && sh->user[0] != '\0')
+		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s %s", sh->user,
+		    sh->password);
+	else if (sh->password[0] != '\0')
 		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s",
-		    bus.password);
+		    sh->password);
 	redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s:%s", bus.name,
 	    l->what);
-	if (bus.db != 0)
-		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", bus.db);
+	if (sh->db != 0)
+		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", sh->db);
 	l->probe_sent = util_mono_ms();
-	if (l == &bus.cmd) {
+	if (l == &sh->cmd) {
 		for (i = 0; i < BUS_NSCRIPTS; i++)
 			redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
 			    bus_lua[i].body);
@@ -414,50 +497,73 @@ bus_connect(struct bus_link *l)
 		return;
 	}
 	/* sub: the probe channel first (it answers), then every room. */
-	redisAsyncCommand(ac, bus_on_sub, NULL, "SUBSCRIBE %s", bus.probe_ch);
-	room_resubscribe_all();
+	redisAsyncCommand(ac, bus_on_sub, NULL, "SUBSCRIBE %s", sh->probe_ch);
+	room_resubscribe_all(sh->idx);
+}
+
+/* Set up a shard's links; they connect from the loop. */
+static int
+bus_shard_init(struct bus_shard *sh, const char *host)
+{
+	struct timeval	 now = { 0, 0 };
+
+	snprintf(sh->probe_ch, sizeof sh->probe_ch, "racerd:probe:%s:%ld:%u",
+	    host, (long)getpid(), sh->idx);
+	sh->cmd.shard = sh->sub.shard = sh;
+	sh->cmd.what = "cmd";
+	sh->sub.what = "sub";
+	snprintf(sh->cmd.why, sizeof sh->cmd.why, "connecting");
+	snprintf(sh->sub.why, sizeof sh->sub.why, "connecting");
+	sh->cmd.retry = evtimer_new(bus.base, bus_retry, &sh->cmd);
+	sh->sub.retry = evtimer_new(bus.base, bus_retry, &sh->sub);
+	if (sh->cmd.retry == NULL || sh->sub.retry == NULL)
+		return (-1);
+	/* Connect from the loop, once every module is set up. */
+	if (evtimer_add(sh->cmd.retry, &now) != 0 ||
+	    evtimer_add(sh->sub.retry, &now) != 0)
+		return (-1);
+	return (0);
 }
 
 /*
- * Start the store links of worker idx of instance.  Returns 0, or -1 if
- * the address cannot be used.
+ * Start the store links of worker idx of instance to every shard that
+ * addrs (the redis option's list) names.  Returns 0, or -1 if an address
+ * cannot be used.
  */
 int
-bus_init(struct event_base *base, const char *addr, const char *instance,
+bus_init(struct event_base *base, const char *addrs, const char *instance,
     int idx)
 {
 	struct timeval	 tv = { BUS_PROBE_MS / 1000,
 	    (BUS_PROBE_MS % 1000) * 1000 };
-	char		 host[64];
-	int		 i;
+	char		 host[64], **list;
+	u_int		 i, n;
+	int		 rc = 0;
 
 	memset(&bus, 0, sizeof bus);
 	bus.base = base;
-	if (bus_parse(addr) != 0)
-		return (-1);
 	for (i = 0; i < BUS_NSCRIPTS; i++)
 		bus_sha1(bus_lua[i].body, bus.sha[i]);
 	snprintf(bus.name, sizeof bus.name, "racerd:%s:w%d", instance, idx);
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
-	snprintf(bus.probe_ch, sizeof bus.probe_ch, "racerd:probe:%s:%ld",
-	    host, (long)getpid());
-	bus.cmd.what = "cmd";
-	bus.sub.what = "sub";
-	snprintf(bus.cmd.why, sizeof bus.cmd.why, "connecting");
-	snprintf(bus.sub.why, sizeof bus.sub.why, "connecting");
-	bus.cmd.retry = evtimer_new(base, bus_retry, &bus.cmd);
-	bus.sub.retry = evtimer_new(base, bus_retry, &bus.sub);
-	bus.probe = event_new(base, -1, EV_PERSIST, bus_probe, NULL);
-	if (bus.cmd.retry == NULL || bus.sub.retry == NULL ||
-	    bus.probe == NULL)
+
+	list = config_store_list(addrs, &n);
+	bus.shards = xcalloc(n, sizeof *bus.shards);
+	bus.nshards = n;
+	for (i = 0; i < n && rc == 0; i++) {
+		bus.shards[i].idx = i;
+		if (bus_parse(&bus.shards[i], list[i]) != 0 ||
+		    bus_shard_init(&bus.shards[i], host) != 0)
+			rc = -1;
+	}
+	config_store_list_free(list);
+	if (rc != 0)
 		return (-1);
-	evtimer_add(bus.probe, &tv);
-	/* Connect from the loop, once every module registered its scripts. */
-	tv.tv_sec = tv.tv_usec = 0;
-	evtimer_add(bus.cmd.retry, &tv);
-	evtimer_add(bus.sub.retry, &tv);
+	bus.probe = event_new(base, -1, EV_PERSIST, bus_probe, NULL);
+	if (bus.probe == NULL || evtimer_add(bus.probe, &tv) != 0)
+		return (-1);
 	return (0);
 }
 
@@ -465,29 +571,76 @@ bus_init(struct event_base *base, const char *addr, const char *instance,
 void
 bus_shutdown(void)
 {
+	struct bus_shard	*sh;
+	u_int			 i;
+
 	bus.closing = 1;
 	if (bus.probe != NULL)
 		event_free(bus.probe);
 	bus.probe = NULL;
-	if (bus.cmd.ac != NULL)
-		redisAsyncFree(bus.cmd.ac);
-	if (bus.sub.ac != NULL)
-		redisAsyncFree(bus.sub.ac);
-	bus.cmd.ac = bus.sub.ac = NULL;
-	if (bus.cmd.retry != NULL)
-		event_free(bus.cmd.retry);
-	if (bus.sub.retry != NULL)
-		event_free(bus.sub.retry);
-	bus.cmd.retry = bus.sub.retry = NULL;
+	for (i = 0; i < bus.nshards; i++) {
+		sh = &bus.shards[i];
+		if (sh->cmd.ac != NULL)
+			redisAsyncFree(sh->cmd.ac);
+		if (sh->sub.ac != NULL)
+			redisAsyncFree(sh->sub.ac);
+		sh->cmd.ac = sh->sub.ac = NULL;
+		if (sh->cmd.retry != NULL)
+			event_free(sh->cmd.retry);
+		if (sh->sub.retry != NULL)
+			event_free(sh->sub.retry);
+		sh->cmd.retry = sh->sub.retry = NULL;
+		sodium_memzero(sh->password, sizeof sh->password);
+	}
 }
 
-/* Returns 1 if both links answer, else 0 with the reason in *why. */
+/* Returns 1 if both links of sh answer, else 0 with the reason in *why. */
+static int
+bus_shard_up(struct bus_shard *sh, const char **why)
+{
+	if (sh->cmd.up && sh->sub.up)
+		return (1);
+	if (why != NULL) {
+		snprintf(sh->why, sizeof sh->why, "%s%s", sh->label,
+		    !sh->cmd.up ? sh->cmd.why : sh->sub.why);
+		*why = sh->why;
+	}
+	return (0);
+}
+
+/*
+ * Returns 1 if every shard answers, else 0 with the first down shard and
+ * why in *why.
+ */
 int
 bus_is_up(const char **why)
 {
-	if (why != NULL)
-		*why = !bus.cmd.up ? bus.cmd.why : bus.sub.why;
-	return (bus.cmd.up && bus.sub.up);
+	u_int	 i;
+
+	for (i = 0; i < bus.nshards; i++) {
+		if (!bus_shard_up(&bus.shards[i], why))
+			return (0);
+	}
+	return (1);
+}
+
+/* Returns 1 if the shard of a chat answers, else 0 with why in *why. */
+int
+bus_chat_is_up(const char *chat, size_t len, const char **why)
+{
+	return (bus_shard_up(bus_shard_of(chat, len), why));
+}
+
+/* The number of shards, and in *up how many of them answer. */
+u_int
+bus_shards(u_int *up)
+{
+	u_int	 i;
+
+	*up = 0;
+	for (i = 0; i < bus.nshards; i++)
+		*up += bus_shard_up(&bus.shards[i], NULL);
+	return (bus.nshards);
 }
 
 /* The channel of a chat, "racerd:{chat:ID}"; the caller frees it. */
@@ -505,17 +658,18 @@ bus_sub_command(const char *cmd, const char *chat, size_t len)
 {
 	const char	*argv[2];
 	size_t		 argvlen[2];
+	struct bus_shard *sh = bus_shard_of(chat, len);
 	char		*ch;
 	int		 rc;
 
-	if (bus.sub.ac == NULL)
+	if (sh->sub.ac == NULL)
 		return (-1);
 	ch = bus_channel(chat, len);
 	argv[0] = cmd;
 	argvlen[0] = strlen(cmd);
 	argv[1] = ch;
 	argvlen[1] = strlen(ch);
-	rc = redisAsyncCommandArgv(bus.sub.ac, bus_on_sub, NULL, 2, argv,
+	rc = redisAsyncCommandArgv(sh->sub.ac, bus_on_sub, NULL, 2, argv,
 	    argvlen);
 	free(ch);
 	return (rc == REDIS_OK ? 0 : -1);
@@ -557,6 +711,7 @@ struct bus_call {
 		bus_members_cb	*members;
 	}		 cb;
 	void		*arg;
+	struct bus_shard *shard;	/* where it was sent */
 	char		*chat;		/* replies with envelopes: to open */
 	const char	*script;	/* NULL: not a script, or sent whole */
 	const char	*what;		/* for the log */
@@ -606,7 +761,7 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("store: %s: %s", call->what, reply->str);
 	bus.pending--;
-	bus.cmd.heard = util_mono_ms();
+	call->shard->cmd.heard = util_mono_ms();
 	if (call->done != NULL)
 		call->done(call, reply != NULL &&
 		    reply->type == REDIS_REPLY_ERROR ? NULL : reply);
@@ -688,15 +843,16 @@ bus_call_epoch(struct bus_call *call)
 }
 
 /*
- * Send a prepared command.  Returns 0 (its done function will run with
+ * Send a prepared command to shard sh.  Returns 0 (its done function will run with
  * the reply, or NULL if the link breaks), or -1 if the store is down now
  * (the call is freed and nothing is called back).
  */
 static int
-bus_call_send(struct bus_call *call)
+bus_call_send(struct bus_shard *sh, struct bus_call *call)
 {
-	if (bus.cmd.ac == NULL || !bus.cmd.up ||
-	    redisAsyncCommandArgv(bus.cmd.ac, bus_on_call, call, call->argc,
+	call->shard = sh;
+	if (sh->cmd.ac == NULL || !sh->cmd.up ||
+	    redisAsyncCommandArgv(sh->cmd.ac, bus_on_call, call, call->argc,
 	    (const char **)call->argv, call->argvlen) != REDIS_OK) {
 		bus_call_free(call);
 		return (-1);
@@ -1234,8 +1390,10 @@ bus_done_members(struct bus_call *call, const redisReply *r)
 }
 
 /* A sweep that looked at a whole batch goes on: churn never outruns it. */
+static int	bus_expire_shard(struct bus_shard *);
+
 static void
-bus_done_expired(__unused struct bus_call *call, const redisReply *r)
+bus_done_expired(struct bus_call *call, const redisReply *r)
 {
 	uint64_t	 ended, seen;
 
@@ -1247,7 +1405,7 @@ bus_done_expired(__unused struct bus_call *call, const redisReply *r)
 		log_debug("ended %llu session(s) past their window",
 		    (unsigned long long)ended);
 	if (seen >= BUS_EXPIRE_BATCH && !bus.closing)
-		bus_expire(bus.expire_window, bus.expire_pos_ttl);
+		bus_expire_shard(call->shard);
 }
 
 /* Append the keys seq, epoch and log of a chat. */
@@ -1276,7 +1434,7 @@ bus_room_info(const char *chat, size_t len, bus_info_cb *cb, void *arg)
 	bus_call_epoch(call);
 	bus_call_u64(call, wk.cfg->history_ttl > 0 ?
 	    (uint64_t)wk.cfg->history_ttl * 1000 : BUS_EMPTY_TTL_MS);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(chat, len), call));
 }
 
 /*
@@ -1319,7 +1477,7 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 	bus_call_channel(call, chat, len);
 	bus_call_u64(call, util_now_ms());
 	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(chat, len), call));
 }
 
 /*
@@ -1345,7 +1503,7 @@ bus_range(const char *chat, size_t len, uint64_t from, uint64_t to, int count,
 		bus_call_argf(call, "%llu-0", (unsigned long long)to);
 	bus_call_str(call, "COUNT");
 	bus_call_u64(call, count > 0 ? count : BUS_RANGE_COUNT);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(chat, len), call));
 }
 
 /*
@@ -1368,7 +1526,7 @@ bus_history(const char *chat, size_t len, uint64_t since, uint64_t before,
 	bus_call_u64(call, limit);
 	bus_call_u64(call, util_now_ms());
 	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(chat, len), call));
 }
 
 /*
@@ -1384,7 +1542,7 @@ bus_presence(const char *chat, size_t len, bus_members_cb *cb, void *arg)
 	call->cb.members = cb;
 	bus_call_str(call, "HGETALL");
 	bus_call_key(call, chat, len, "who");
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(chat, len), call));
 }
 
 /*
@@ -1439,7 +1597,7 @@ bus_attach(const struct bus_session *s, const char *epoch, uint64_t last,
 	bus_call_str(call, s->token);
 	bus_call_u64(call, BUS_SLACK_MS);
 	bus_call_u64(call, wk.cfg->presence_events_max);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(s->chat, strlen(s->chat)), call));
 }
 
 /*
@@ -1467,7 +1625,7 @@ bus_claim(const struct bus_session *s, uint64_t deadline, bus_claim_cb *cb,
 	bus_call_u64(call, util_now_ms());
 	bus_call_u64(call, BUS_SLACK_MS);
 	bus_call_u64(call, wk.cfg->presence_events_max);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(s->chat, strlen(s->chat)), call));
 }
 
 /*
@@ -1493,7 +1651,7 @@ bus_detach(const struct bus_session *s, uint64_t last, uint64_t deadline)
 	bus_call_str(call, s->token);
 	bus_call_u64(call, BUS_SLACK_MS);
 	bus_call_u64(call, wk.cfg->presence_events_max);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(s->chat, strlen(s->chat)), call));
 }
 
 /*
@@ -1519,57 +1677,81 @@ bus_end(const struct bus_session *s, uint64_t last, int pos_ttl)
 	bus_call_str(call, s->user);
 	bus_call_str(call, s->token);
 	bus_call_u64(call, wk.cfg->presence_events_max);
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(s->chat, strlen(s->chat)), call));
 }
 
-/*
- * End what is due: lapsed leases turn away (resumable for window ms),
- * away sessions past their window end, keeping positions pos_ttl seconds.
- * Returns 0, or -1 if the store is down.
- */
-int
-bus_expire(uint64_t window, int pos_ttl)
+static int
+bus_expire_shard(struct bus_shard *sh)
 {
 	struct bus_call	*call;
 
-	bus.expire_window = window;
-	bus.expire_pos_ttl = pos_ttl;
 	call = bus_script_call(BUS_EXPIRE, bus_done_expired, NULL);
 	bus_call_str(call, "1");
 	bus_call_str(call, BUS_DUE);
 	bus_call_u64(call, util_now_ms());
-	bus_call_u64(call, window);
-	bus_call_u64(call, pos_ttl);
+	bus_call_u64(call, bus.expire_window);
+	bus_call_u64(call, bus.expire_pos_ttl);
 	bus_call_u64(call, BUS_SLACK_MS);
 	bus_call_u64(call, BUS_EXPIRE_BATCH);
 	bus_call_u64(call, wk.cfg->presence_events_max);
-	return (bus_call_send(call));
+	return (bus_call_send(sh, call));
+}
+
+/*
+ * End what is due on every shard that answers: lapsed leases turn away
+ * (resumable for window ms), away sessions past their window end, keeping
+ * positions pos_ttl seconds.  Returns 0, or -1 if a shard is down.
+ */
+int
+bus_expire(uint64_t window, int pos_ttl)
+{
+	u_int	 i;
+	int	 rc = 0;
+
+	bus.expire_window = window;
+	bus.expire_pos_ttl = pos_ttl;
+	for (i = 0; i < bus.nshards; i++) {
+		if (!bus_shard_up(&bus.shards[i], NULL) ||
+		    bus_expire_shard(&bus.shards[i]) != 0)
+			rc = -1;
+	}
+	return (rc);
 }
 
 /*
  * Renew the leases of n sessions until deadline, recording their
- * positions.  Returns 0, or -1 if the store is down.
+ * positions: one call to each shard that holds some of them.  Returns 0,
+ * or -1 if a shard is down.
  */
 int
 bus_renew(const struct bus_lease *l, size_t n, uint64_t deadline)
 {
 	struct bus_call	*call;
 	size_t		 i;
+	u_int		 sh;
+	int		 rc = 0;
 
-	if (n == 0)
-		return (0);
-	call = bus_script_call(BUS_RENEW, NULL, NULL);
-	bus_call_str(call, "1");
-	bus_call_str(call, BUS_DUE);
-	bus_call_u64(call, deadline);
-	bus_call_u64(call, BUS_SLACK_MS);
-	bus_call_u64(call, wk.cfg->presence_events_max);
-	for (i = 0; i < n; i++) {
-		bus_call_member(call, l[i].chat, l[i].token);
-		bus_call_str(call, l[i].owner);
-		bus_call_u64(call, l[i].last);
+	for (sh = 0; sh < bus.nshards; sh++) {
+		call = NULL;
+		for (i = 0; i < n; i++) {
+			if (bus_shard_index(l[i].chat, strlen(l[i].chat)) != sh)
+				continue;
+			if (call == NULL) {
+				call = bus_script_call(BUS_RENEW, NULL, NULL);
+				bus_call_str(call, "1");
+				bus_call_str(call, BUS_DUE);
+				bus_call_u64(call, deadline);
+				bus_call_u64(call, BUS_SLACK_MS);
+				bus_call_u64(call, wk.cfg->presence_events_max);
+			}
+			bus_call_member(call, l[i].chat, l[i].token);
+			bus_call_str(call, l[i].owner);
+			bus_call_u64(call, l[i].last);
+		}
+		if (call != NULL && bus_call_send(&bus.shards[sh], call) != 0)
+			rc = -1;
 	}
-	return (bus_call_send(call));
+	return (rc);
 }
 
 /*
@@ -1588,5 +1770,5 @@ bus_generation(const char *chat, const char *token, bus_gen_cb *cb,
 	bus_call_str(call, "HGET");
 	bus_call_argf(call, BUS_PREFIX "%s}:sess:%s", chat, token);
 	bus_call_str(call, "gen");
-	return (bus_call_send(call));
+	return (bus_call_send(bus_shard_of(chat, strlen(chat)), call));
 }

@@ -35,6 +35,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "racerd.h"
 
 /*
@@ -57,6 +59,7 @@ static const char	*config_check_listen(const char *);
 static const char	*config_check_instance(const char *);
 static const char	*config_check_path(const char *);
 static const char	*config_check_redis(const char *);
+static const char	*config_check_store(const char *);
 static const char	*config_check_origins(const char *);
 static const char	*config_check_memory(const char *);
 static const char	*config_check_auth(const char *);
@@ -108,8 +111,8 @@ const struct config_option config_table[] = {
 	{ "max-chats", CONFIG_INT, 1, 16777216, "65536", OFF(max_chats),
 	  "chats the registry holds at once", NULL },
 	{ "redis", CONFIG_STRING, 1, PATH_MAX - 1, "embedded", OFF(redis),
-	  "the store: embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
-	  "or unix:/PATH[?db=N]",
+	  "the store: embedded, or one or more (comma-separated shards) of "
+	  "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] and unix:/PATH[?db=N]",
 	  config_check_redis },
 	{ "store-max-memory", CONFIG_STRING, 0, 32, "", OFF(store_max_memory),
 	  "memory the embedded store may use (bytes, or with kb, mb, gb); "
@@ -495,18 +498,100 @@ config_store_at(const char *s)
 }
 
 /*
- * redis: embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
- * unix:/PATH[?db=N].
+ * The shards of a redis value: addresses separated by commas or newlines,
+ * blanks around them dropped.  Returns a NULL-terminated array of
+ * allocated strings, for config_store_list_free, with their number in *n.
+ */
+char **
+config_store_list(const char *s, u_int *n)
+{
+	char		**list = NULL;
+	const char	 *end;
+	size_t		  len;
+
+	*n = 0;
+	for (;;) {
+		s += strspn(s, " \t\r\n");
+		end = s + strcspn(s, ",\n");
+		len = end - s;
+		while (len > 0 && strchr(" \t\r", s[len - 1]) != NULL)
+			len--;
+		list = xreallocarray(list, *n + 2, sizeof *list);
+		list[(*n)++] = xstrndup(s, len);
+		list[*n] = NULL;
+		if (*end == '\0')
+			break;
+		s = end + 1;
+	}
+	return (list);
+}
+
+void
+config_store_list_free(char **list)
+{
+	char	**p;
+
+	if (list == NULL)
+		return;
+	for (p = list; *p != NULL; p++) {
+		sodium_memzero(*p, strlen(*p));	/* may hold a password */
+		free(*p);
+	}
+	free(list);
+}
+
+/*
+ * redis: embedded, or shards, each redis://[[USER]:PASSWORD@]HOST[:PORT]
+ * [/DB] or unix:/PATH[?db=N], none twice.
  */
 static const char *
 config_check_redis(const char *s)
+{
+	static char	  buf[512];
+	char		**list, *shown;
+	const char	 *why = NULL;
+	u_int		  n, i, j;
+
+	if (strcmp(s, "embedded") == 0)
+		return (NULL);
+	list = config_store_list(s, &n);
+	for (i = 0; i < n && why == NULL; i++) {
+		shown = config_store_redact(list[i]);
+		if (*list[i] == '\0')
+			why = "has an empty shard address";
+		else if (strcmp(list[i], "embedded") == 0)
+			why = "names embedded among other shards; embedded "
+			    "stands alone";
+		else if (n > 1 && (why = config_check_store(list[i])) != NULL) {
+			snprintf(buf, sizeof buf, "has shard %u \"%s\", which "
+			    "%s", i, shown, why);
+			why = buf;
+		} else if (n == 1)
+			why = config_check_store(list[i]);
+		for (j = 0; j < i && why == NULL; j++) {
+			if (strcmp(list[i], list[j]) == 0) {
+				snprintf(buf, sizeof buf, "names \"%s\" twice",
+				    shown);
+				why = buf;
+			}
+		}
+		free(shown);
+	}
+	config_store_list_free(list);
+	return (why);
+}
+
+/*
+ * One store: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
+ * unix:/PATH[?db=N].
+ */
+static const char *
+config_check_store(const char *s)
 {
 	struct config_store	 st;
 	const char		*at, *why;
 	size_t			 n;
 
-	if (strcmp(s, "embedded") == 0)
-		return (NULL);
 	if (strncmp(s, "unix:", 5) == 0)
 		return (config_check_redis_unix(s + 5));
 	if (strncmp(s, "redis://", 8) != 0)
@@ -544,7 +629,7 @@ config_store_parse(const char *s, struct config_store *out)
 
 	memset(out, 0, sizeof *out);
 	out->port = 6379;
-	if (config_check_redis(s) != NULL || strcmp(s, "embedded") == 0)
+	if (config_check_store(s) != NULL)
 		return (-1);
 	if (strncmp(s, "unix:", 5) == 0) {
 		s += 5;
@@ -582,8 +667,24 @@ char *
 config_store_redact(const char *s)
 {
 	const char	*at, *colon;
-	char		*out;
+	char		*out, *one, *joined, **list;
+	u_int		 n, i;
 
+	if (strpbrk(s, ",\n") != NULL) {
+		/* Shards: each one redacted, joined again. */
+		list = config_store_list(s, &n);
+		out = xstrdup("");
+		for (i = 0; i < n; i++) {
+			one = config_store_redact(list[i]);
+			xasprintf(&joined, "%s%s%s", out, i > 0 ? ", " : "",
+			    one);
+			free(one);
+			free(out);
+			out = joined;
+		}
+		config_store_list_free(list);
+		return (out);
+	}
 	if (strncmp(s, "redis://", 8) != 0 ||
 	    (at = config_store_at(s + 8)) == NULL)
 		return (xstrdup(s));
@@ -735,14 +836,29 @@ config_handler(void *arg, __unused const char *section, const char *name,
 {
 	struct config_parse		*cp = arg;
 	const struct config_option	*o;
-	char				*cause;
+	char				*cause, *joined;
 	size_t				 i;
+	int				 rc;
 
 	if ((o = config_find(name)) == NULL) {
 		config_parse_error(cp, "unknown option \"%s\"", name);
 		return (0);
 	}
 	i = o - config_table;
+	if (cp->seen[i] != 0 && o->check == config_check_redis &&
+	    value != NULL && *value != '\0') {
+		/* redis on several lines: one shard per line. */
+		xasprintf(&joined, "%s, %s", cp->cfg->redis, value);
+		rc = config_set(cp->cfg, o, joined, &cause);
+		sodium_memzero(joined, strlen(joined));
+		free(joined);
+		if (rc != 0) {
+			config_parse_error(cp, "%s", cause);
+			free(cause);
+			return (0);
+		}
+		return (1);
+	}
 	if (cp->seen[i] != 0) {
 		config_parse_error(cp, "%s: given twice, first on line %d",
 		    name, cp->seen[i]);

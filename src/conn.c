@@ -230,6 +230,7 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	char			*body;
 	size_t			 len;
 	int			 i, total, up;
+	u_int			 sup;
 
 	memset(&sum, 0, sizeof sum);
 	memset(&st, 0, sizeof st);
@@ -290,8 +291,12 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 	    "Sealed message bodies that did not open (key gone or damaged).",
 	    "%llu", (unsigned long long)sum.sealed_unreadable);
 	METRIC("store_up", "gauge",
-	    "1 if the answering worker reaches the store.", "%d",
+	    "1 if the answering worker reaches every store shard.", "%d",
 	    bus_is_up(NULL));
+	METRIC("store_shards", "gauge",
+	    "Store shards the redis option names.", "%u", bus_shards(&sup));
+	METRIC("store_shards_up", "gauge",
+	    "Store shards the answering worker reaches.", "%u", sup);
 #undef METRIC
 	len = evbuffer_get_length(b);
 	body = xmalloc(len + 1);
@@ -460,7 +465,7 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 		http_error(out, 503, "server shutting down", NULL, 0);
 		return;
 	}
-	if (!bus_is_up(&why)) {
+	if (!bus_chat_is_up(chat, chat_len, &why)) {
 		http_error(out, 503, "store unavailable", NULL, keep);
 		return;
 	}

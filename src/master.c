@@ -662,13 +662,12 @@ master_report(int fd, const char *what)
 
 /* A store password in a file everyone may read is no secret. */
 static void
-master_warn_secret(void)
+master_warn_secret(const char *addr)
 {
 	struct config_store	 st;
 	struct stat		 sb;
 
-	if (m.cfg->path == NULL ||
-	    config_store_parse(m.cfg->redis, &st) != 0 ||
+	if (m.cfg->path == NULL || config_store_parse(addr, &st) != 0 ||
 	    st.password[0] == '\0')
 		return;
 	if (stat(m.cfg->path, &sb) == 0 && (sb.st_mode & S_IROTH))
@@ -682,8 +681,9 @@ master_start(char **cause)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
 	    SIGCHLD };
-	char	*addr;
-	size_t	 i;
+	char	**list;
+	u_int	  n;
+	size_t	  i;
 
 	if (util_mkdir_p(m.cfg->run_dir, 0755, cause) != 0)
 		return (-1);
@@ -720,9 +720,16 @@ master_start(char **cause)
 			return (-1);
 	}
 	m.store_addr = store_address(m.cfg);
-	if (store_check_policy(m.store_addr, cause) != 0)
-		return (-1);
-	master_warn_secret();
+	list = config_store_list(m.store_addr, &n);
+	for (i = 0; i < n; i++) {
+		if (store_check_policy(list[i], cause) != 0) {
+			config_store_list_free(list);
+			return (-1);
+		}
+		master_warn_secret(list[i]);
+	}
+	store_note_shards(m.cfg, list, n);
+	config_store_list_free(list);
 
 	m.w = xcalloc(m.nworkers, sizeof *m.w);
 	for (i = 0; i < (size_t)m.nworkers; i++) {
@@ -730,8 +737,6 @@ master_start(char **cause)
 		m.w[i].respawn = evtimer_new(m.base, master_respawn_cb,
 		    (void *)(intptr_t)i);
 	}
-	addr = NULL;
-	(void)addr;
 	return (0);
 }
 

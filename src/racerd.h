@@ -113,6 +113,8 @@ struct config_store {
 	char		 password[256];	/* "": no AUTH */
 };
 int		 config_store_parse(const char *, struct config_store *);
+char		**config_store_list(const char *, u_int *);
+void		 config_store_list_free(char **);
 char		*config_store_redact(const char *);
 int		 config_same(const struct config *, const struct config *);
 struct config	*config_default(void);
@@ -387,6 +389,10 @@ int		 bus_init(struct event_base *, const char *, const char *,
 		     int);
 void		 bus_shutdown(void);
 int		 bus_is_up(const char **);
+int		 bus_chat_is_up(const char *, size_t, const char **);
+u_int		 bus_shards(u_int *);
+u_int		 bus_shard_hash(const char *, size_t, u_int);
+u_int		 bus_shard_index(const char *, size_t);
 int		 bus_subscribe(const char *, size_t);
 int		 bus_unsubscribe(const char *, size_t);
 int		 bus_room_info(const char *, size_t, bus_info_cb *, void *);
@@ -540,9 +546,9 @@ void		 room_publish(struct conn *, const char *, size_t,
 		     const char *);
 void		 room_on_subscribed(const char *, size_t);
 void		 room_on_unsubscribed(const char *, size_t);
-void		 room_sub_lost(void);
+void		 room_sub_lost(u_int);
 void		 room_on_event(const char *, size_t, const struct bus_event *);
-void		 room_resubscribe_all(void);
+void		 room_resubscribe_all(u_int);
 void		 room_init(void);
 void		 room_free_all(void);
 
@@ -552,6 +558,7 @@ int		 store_embedded_start(const struct config *, char **);
 pid_t		 store_embedded_pid(void);
 void		 store_embedded_stop(int);
 int		 store_check_policy(const char *, char **);
+void		 store_note_shards(const struct config *, char **, u_int);
 
 /* log.c */
 void		 log_open(const char *, int, int, const char *);

@@ -648,9 +648,9 @@ room_on_event(const char *name, size_t len, const struct bus_event *ev)
 	}
 }
 
-/* The subscription link broke: every room must subscribe again. */
+/* A shard's subscription link broke: its rooms must subscribe again. */
 void
-room_sub_lost(void)
+room_sub_lost(u_int shard)
 {
 	struct room	*r, *next;
 	u_int		 i;
@@ -658,6 +658,8 @@ room_sub_lost(void)
 	for (i = 0; i < rooms.size; i++) {
 		for (r = rooms.table[i]; r != NULL; r = next) {
 			next = r->next;
+			if (bus_shard_index(r->name, r->len) != shard)
+				continue;
 			if (r->state == ROOM_UNSUBSCRIBING &&
 			    r->nmembers == 0 && !r->resubscribe) {
 				room_free(r);
@@ -669,15 +671,17 @@ room_sub_lost(void)
 	}
 }
 
-/* A new subscription link: subscribe every room again. */
+/* A new subscription link to a shard: subscribe its rooms again. */
 void
-room_resubscribe_all(void)
+room_resubscribe_all(u_int shard)
 {
 	struct room	*r;
 	u_int		 i;
 
 	for (i = 0; i < rooms.size; i++) {
 		for (r = rooms.table[i]; r != NULL; r = r->next) {
+			if (bus_shard_index(r->name, r->len) != shard)
+				continue;
 			r->state = ROOM_SUBSCRIBING;
 			bus_subscribe(r->name, r->len);
 		}

@@ -64,9 +64,7 @@ static void
 sess_expire(__unused evutil_socket_t fd, __unused short events,
     __unused void *arg)
 {
-	if (bus_is_up(NULL))
-		bus_expire((uint64_t)wk.cfg->reconnect_window * 1000,
-		    SESS_POS_TTL);
+	bus_expire((uint64_t)wk.cfg->reconnect_window * 1000, SESS_POS_TTL);
 }
 
 /* What names c's session in the store; owner is the caller's buffer. */
@@ -111,8 +109,6 @@ sess_renew(__unused evutil_socket_t fd, __unused short events,
 	size_t			 n = 0;
 	uint64_t		 deadline = util_now_ms() + SESS_LEASE_MS;
 
-	if (!bus_is_up(NULL))
-		return;
 	l = xreallocarray(NULL, SESS_RENEW_BATCH, sizeof *l);
 	owner = xreallocarray(NULL, SESS_RENEW_BATCH, sizeof *owner);
 	TAILQ_FOREACH(c, &wk.conns, entry) {

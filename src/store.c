@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,87 @@ store_check_policy(const char *addr_, char **cause)
 	redisFree(c);
 	free(addr);
 	return (0);
+}
+
+/*
+ * The share, in percent, of chats whose shard changes from the list old
+ * (nold addresses) to new: jump hash buckets sampled over many keys.
+ */
+static double
+store_moved_share(char **old, u_int nold, char **new, u_int nnew)
+{
+	char		 id[32];
+	u_int		 i, moved = 0, samples = 100000;
+
+	for (i = 0; i < samples; i++) {
+		snprintf(id, sizeof id, "sample-%u", i);
+		if (strcmp(old[bus_shard_hash(id, strlen(id), nold)],
+		    new[bus_shard_hash(id, strlen(id), nnew)]) != 0)
+			moved++;
+	}
+	return (100.0 * moved / samples);
+}
+
+/*
+ * Compare the shard list with the one of the last start (STATE-DIR/shards,
+ * addresses with their passwords hidden) and say which share of chats now
+ * lives on another shard: their history and sessions stay where they
+ * were.  Then record this list.
+ */
+void
+store_note_shards(const struct config *cfg, char **list, u_int n)
+{
+	char		 path[PATH_MAX], line[1024], **old = NULL, **shown;
+	char		*cause;
+	FILE		*f;
+	u_int		 nold = 0, i;
+	int		 same;
+
+	shown = xcalloc(n, sizeof *shown);
+	for (i = 0; i < n; i++)
+		shown[i] = config_store_redact(list[i]);
+	snprintf(path, sizeof path, "%s/shards", cfg->state_dir);
+	if ((f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof line, f) != NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			if (*line == '\0')
+				continue;
+			old = xreallocarray(old, nold + 1, sizeof *old);
+			old[nold++] = xstrdup(line);
+		}
+		fclose(f);
+	}
+	same = nold == n;
+	for (i = 0; same && i < n; i++)
+		same = strcmp(old[i], shown[i]) == 0;
+	if (n > 1 || nold > 1)
+		log_info("store: %u shard(s)", n);
+	if (nold > 0 && !same)
+		log_warnx("store shards changed from %u to %u since the last "
+		    "start: about %.1f%% of chats now live on another shard; "
+		    "their history and sessions stay on the shard they were "
+		    "on", nold, n, store_moved_share(old, nold, shown, n));
+	if (!same) {
+		if (util_mkdir_p(cfg->state_dir, 0750, &cause) != 0) {
+			log_warnx("cannot record the store shards: %s", cause);
+			free(cause);
+		} else if ((f = fopen(path, "w")) == NULL)
+			log_warnx("cannot record the store shards: %s: %s",
+			    path, strerror(errno));
+		else {
+			for (i = 0; i < n; i++)
+				fprintf(f, "%s\n", shown[i]);
+			if (fclose(f) != 0)
+				log_warnx("cannot record the store shards: "
+				    "%s: %s", path, strerror(errno));
+		}
+	}
+	for (i = 0; i < nold; i++)
+		free(old[i]);
+	free(old);
+	for (i = 0; i < n; i++)
+		free(shown[i]);
+	free(shown);
 }
 
 /* The embedded store's maxmemory: configured, or a quarter of RAM. */

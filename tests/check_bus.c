@@ -438,6 +438,42 @@ START_TEST(test_event_bounded)
 }
 END_TEST
 
+/*
+ * The shard of a chat: jump hash of FNV-1a 64, the values an independent
+ * implementation (the sharding integration test's) gives.
+ */
+START_TEST(test_shard_hash)
+{
+	static const struct {
+		const char	*chat;
+		u_int		 n, want;
+	} v[] = {
+		{ "a", 3, 2 }, { "a", 1000, 163 }, { "room-1", 10, 5 },
+		{ "room-1", 1000, 414 }, { "lobby", 10, 8 },
+		{ "chat-42", 5, 3 }, { "chat-42", 1000, 740 }, { "", 1000, 266 },
+	};
+	char	 id[32];
+	u_int	 i, n, a, b, count[4] = { 0 };
+
+	for (i = 0; i < nitems(v); i++)
+		ck_assert_uint_eq(bus_shard_hash(v[i].chat, strlen(v[i].chat),
+		    v[i].n), v[i].want);
+	for (i = 0; i < 40000; i++) {
+		snprintf(id, sizeof id, "c%u", i);
+		ck_assert_uint_eq(bus_shard_hash(id, strlen(id), 1), 0);
+		count[bus_shard_hash(id, strlen(id), 4)]++;
+		/* One more shard: a chat stays, or moves to the new one. */
+		for (n = 1; n < 8; n++) {
+			a = bus_shard_hash(id, strlen(id), n);
+			b = bus_shard_hash(id, strlen(id), n + 1);
+			ck_assert(b == a || b == n);
+		}
+	}
+	for (i = 0; i < 4; i++)
+		ck_assert(count[i] > 9000 && count[i] < 11000);
+}
+END_TEST
+
 Suite *
 bus_suite(void)
 {
@@ -463,6 +499,10 @@ bus_suite(void)
 	tcase_add_test(tc, test_event);
 	tcase_add_test(tc, test_event_bounded);
 	tcase_add_test(tc, test_event_token_nul);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shards");
+	tcase_add_test(tc, test_shard_hash);
 	suite_add_tcase(s, tc);
 	return (s);
 }

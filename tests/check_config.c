@@ -609,6 +609,46 @@ START_TEST(test_store_credentials)
 }
 END_TEST
 
+/* Shards: a comma-separated list, or one redis line per shard. */
+START_TEST(test_store_shards)
+{
+	struct config	*cfg;
+	char		**list, *s;
+	u_int		  n;
+
+	list = config_store_list(" redis://a:1 ,unix:/r.sock,\nredis://b ", &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(list[0], "redis://a:1");
+	ck_assert_str_eq(list[1], "unix:/r.sock");
+	ck_assert_str_eq(list[2], "redis://b");
+	ck_assert_ptr_null(list[3]);
+	config_store_list_free(list);
+
+	cfg = conf_load("redis = redis://a:1, redis://b:2\n");
+	ck_assert_str_eq(cfg->redis, "redis://a:1, redis://b:2");
+	config_free(cfg);
+	cfg = conf_load("redis = redis://a:1\nworkers = 1\nredis = unix:/s\n");
+	ck_assert_str_eq(cfg->redis, "redis://a:1, unix:/s");
+	config_free(cfg);
+
+	s = config_store_redact("redis://:pw@a,redis://u:pw@b:2/1");
+	ck_assert_str_eq(s, "redis://:***@a, redis://u:***@b:2/1");
+	free(s);
+
+	conf_fails("redis = redis://a, redis://a\n", 1,
+	    "redis: \"redis://a, redis://a\" names \"redis://a\" twice");
+	conf_fails("redis = redis://a,,redis://b\n", 1,
+	    "redis: \"redis://a, , redis://b\" has an empty shard address");
+	conf_fails("redis = embedded, redis://b\n", 1,
+	    "redis: \"embedded, redis://b\" names embedded among other "
+	    "shards; embedded stands alone");
+	conf_fails("redis = redis://a, redis://:pw@b/x\n", 1,
+	    "redis: \"redis://a, redis://:***@b/x\" has shard 1 "
+	    "\"redis://:***@b/x\", which is not embedded, "
+	    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:/PATH[?db=N]");
+}
+END_TEST
+
 START_TEST(test_same)
 {
 	struct config	*a, *b;
@@ -909,6 +949,7 @@ config_suite(void)
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_store_parse);
 	tcase_add_test(tc, test_store_credentials);
+	tcase_add_test(tc, test_store_shards);
 	tcase_add_test(tc, test_same);
 	suite_add_tcase(s, tc);
 

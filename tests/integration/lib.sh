@@ -261,10 +261,15 @@ CONF
 # (REDIS_SOCK), no persistence; its pid joins PIDS. Fails the test if it
 # does not answer PING within 5 s.
 start_redis() {
-	REDIS_SOCK=$T/redis.sock
+	start_redis_as redis
+}
+
+# start_redis_as NAME: the same on $T/NAME.sock, logging to $T/NAME.log.
+start_redis_as() {
+	REDIS_SOCK=$T/$1.sock
 	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
 	    --save "" --appendonly no --daemonize no --dir "$T" \
-	    --logfile "$T/redis.log" &
+	    --logfile "$T/$1.log" &
 	REDIS_PID=$!
 	PIDS="$PIDS $REDIS_PID"
 	i=0
