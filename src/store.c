@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -220,8 +221,10 @@ store_note_shards(const struct config *cfg, char **list, u_int n)
 	char		*cause;
 	FILE		*f;
 	u_int		 nold = 0, i;
-	int		 same;
+	int		 same, fd = -1;
 
+	if (strcmp(cfg->redis, "embedded") == 0)
+		return;		/* one store, in run-dir */
 	shown = xcalloc(n, sizeof *shown);
 	for (i = 0; i < n; i++)
 		shown[i] = config_store_redact(list[i]);
@@ -250,10 +253,13 @@ store_note_shards(const struct config *cfg, char **list, u_int n)
 		if (util_mkdir_p(cfg->state_dir, 0750, &cause) != 0) {
 			log_warnx("cannot record the store shards: %s", cause);
 			free(cause);
-		} else if ((f = fopen(path, "w")) == NULL)
+		} else if ((fd = open(path, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW,
+		    0640)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 			log_warnx("cannot record the store shards: %s: %s",
 			    path, strerror(errno));
-		else {
+			if (fd != -1)
+				close(fd);
+		} else {
 			for (i = 0; i < n; i++)
 				fprintf(f, "%s\n", shown[i]);
 			if (fclose(f) != 0)
