@@ -58,6 +58,7 @@
 #define BUS_SLACK_MS		300000	/* records outlive deadlines by */
 #define BUS_EMPTY_TTL_MS	86400000	/* a chat never written to */
 #define BUS_EXPIRE_BATCH	1000	/* sessions one sweep looks at */
+#define BUS_WAIT_MS		1000	/* store-sync-replicas: WAIT timeout */
 
 #define BUS_PREFIX		"racerd:{chat:"
 #define BUS_DUE			"racerd:due"
@@ -1301,6 +1302,94 @@ bus_done_info(struct bus_call *call, const redisReply *r)
 	    call->arg);
 }
 
+/*
+ * A message of store-sync-replicas: in the primary's history, held back
+ * until WAIT says that enough replicas have it too.
+ */
+struct bus_held {
+	bus_sent_cb	*cb;
+	void		*arg;
+	struct bus_sent	 sent;
+	char		*env;		/* sent.env's copy, or NULL */
+	char		*chat;
+	char		*msg;		/* the channel message, or NULL */
+	size_t		 msglen;
+};
+
+static void
+bus_held_free(struct bus_held *h)
+{
+	free(h->env);
+	free(h->chat);
+	free(h->msg);
+	free(h);
+}
+
+/* WAIT answered: deliver the message (its echo acknowledges it), or not. */
+static void
+bus_done_waited(struct bus_call *call, const redisReply *r)
+{
+	struct bus_held	*h = call->arg;
+	struct bus_call	*pub;
+
+	if (!bus_is(r, REDIS_REPLY_INTEGER) ||
+	    r->integer < wk.cfg->store_sync_replicas) {
+		/* Not acknowledged; a retry with its id WAITs again. */
+		wk.counters->store_errors++;
+		h->cb(NULL, h->arg);
+		bus_held_free(h);
+		return;
+	}
+	if (h->msg != NULL) {
+		pub = bus_call_new("PUBLISH", NULL, NULL);
+		bus_call_str(pub, "PUBLISH");
+		bus_call_channel(pub, h->chat, strlen(h->chat));
+		bus_call_arg(pub, h->msg, h->msglen);
+		if (bus_call_send(call->shard, pub) != 0) {
+			h->cb(NULL, h->arg);
+			bus_held_free(h);
+			return;
+		}
+	}
+	h->cb(&h->sent, h->arg);
+	bus_held_free(h);
+}
+
+/* Hold a publish's outcome until WAIT store-sync-replicas answers. */
+static void
+bus_hold(struct bus_call *call, const redisReply *r,
+    const struct bus_sent *sent)
+{
+	struct bus_held	*h;
+	struct bus_call	*wait;
+
+	h = xcalloc(1, sizeof *h);
+	h->cb = call->cb.sent;
+	h->arg = call->arg;
+	h->sent = *sent;
+	if (sent->env != NULL) {
+		h->env = xmalloc(sent->len + 1);
+		memcpy(h->env, sent->env, sent->len);
+		h->env[sent->len] = '\0';
+		h->sent.env = h->env;
+	}
+	h->chat = xstrdup(call->chat);
+	if (!sent->repeat && r->elements == 4 &&
+	    bus_is(r->element[3], REDIS_REPLY_STRING)) {
+		h->msglen = r->element[3]->len;
+		h->msg = xmalloc(h->msglen);
+		memcpy(h->msg, r->element[3]->str, h->msglen);
+	}
+	wait = bus_call_new("WAIT", bus_done_waited, h);
+	bus_call_str(wait, "WAIT");
+	bus_call_u64(wait, wk.cfg->store_sync_replicas);
+	bus_call_u64(wait, BUS_WAIT_MS);
+	if (bus_call_send(call->shard, wait) != 0) {
+		h->cb(NULL, h->arg);
+		bus_held_free(h);
+	}
+}
+
 static void
 bus_done_sent(struct bus_call *call, const redisReply *r)
 {
@@ -1314,7 +1403,10 @@ bus_done_sent(struct bus_call *call, const redisReply *r)
 	if (sent.env != NULL && call->chat != NULL)
 		opened = bus_open(call->chat, strlen(call->chat), &sent.env,
 		    &sent.len);
-	call->cb.sent(&sent, call->arg);
+	if (wk.cfg->store_sync_replicas > 0)
+		bus_hold(call, r, &sent);
+	else
+		call->cb.sent(&sent, call->arg);
 	free(opened);
 }
 
@@ -1477,6 +1569,7 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 	bus_call_channel(call, chat, len);
 	bus_call_u64(call, util_now_ms());
 	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
+	bus_call_str(call, wk.cfg->store_sync_replicas > 0 ? "1" : "0");
 	return (bus_call_send(bus_shard_of(chat, len), call));
 }
 

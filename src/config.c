@@ -155,6 +155,9 @@ const struct config_option config_table[] = {
 	  "seconds a message is kept; 0: no age limit", NULL },
 	{ "dedup-window", CONFIG_INT, 1, 604800, "300", OFF(dedup_window),
 	  "seconds a message id is remembered for idempotent sends", NULL },
+	{ "store-sync-replicas", CONFIG_INT, 0, 16, "0",
+	  OFF(store_sync_replicas), "replicas a message must reach (WAIT) "
+	  "before it is delivered and acknowledged; 0: do not wait", NULL },
 	{ "recovery-max", CONFIG_INT, 1, 1000000, "1000", OFF(recovery_max),
 	  "most missed messages replayed on a resume", NULL },
 	{ "presence-events-max", CONFIG_INT, 0, 16777216, "1000",

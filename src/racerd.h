@@ -72,6 +72,7 @@ struct config {
 	int		 history_size;
 	int		 history_ttl;
 	int		 dedup_window;
+	int		 store_sync_replicas;	/* WAIT for them; 0: no */
 	int		 reconnect_window;
 	int		 recovery_max;
 	int		 session_lease;

@@ -4,9 +4,11 @@
 -- ARGV[1] envelope head, ARGV[2] envelope tail (the envelope is
 --         head .. seq .. tail), ARGV[3] a fresh epoch, ARGV[4] history-size,
 --         ARGV[5] dedup-window (s), ARGV[6] channel, ARGV[7] now (ms),
---         ARGV[8] history-ttl (ms, 0: none)
--- Returns {1, seq, epoch} for a new message, or {0, seq, epoch, envelope}
--- (envelope false if trimmed) for an id already seen.
+--         ARGV[8] history-ttl (ms, 0: none), ARGV[9] "1": hold the
+--         channel message back (the caller publishes it after WAIT)
+-- Returns {1, seq, epoch} for a new message ({1, seq, epoch, message}
+-- when held), or {0, seq, epoch, envelope} (envelope false if trimmed)
+-- for an id already seen.
 --
 -- Stream entries are {m: envelope, t: ms}, with the seq as entry id.  With
 -- a ttl, entries older than it are trimmed (the oldest is looked at every
@@ -57,5 +59,7 @@ else
   redis.call('PERSIST', KEYS[2])
 end
 if KEYS[4] then redis.call('SET', KEYS[4], seq, 'EX', ARGV[5]) end
-redis.call('PUBLISH', ARGV[6], epoch .. ' ' .. seq .. ' ' .. env)
+local msg = epoch .. ' ' .. seq .. ' ' .. env
+if ARGV[9] == '1' then return {1, seq, epoch, msg} end
+redis.call('PUBLISH', ARGV[6], msg)
 return {1, seq, epoch}
