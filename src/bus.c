@@ -69,6 +69,7 @@ struct bus_shard;
 
 struct bus_link {
 	struct bus_shard	*shard;
+	int			 asked;		/* sentinels asked this round */
 	const char		*what;		/* "cmd" or "sub" */
 	redisAsyncContext	*ac;
 	int			 up;		/* answered since connecting */
@@ -123,6 +124,11 @@ struct bus_shard {
 	char			 user[256];	/* AUTH; never logged */
 	char			 password[256];	/* "": no AUTH */
 	char			 probe_ch[160];
+	int			 nsentinels;	/* 0: a fixed address */
+	char			 sentinel_host[CONFIG_SENTINELS_MAX][256];
+	int			 sentinel_port[CONFIG_SENTINELS_MAX];
+	char			 master[128];
+	int			 sentinel_next;	/* the one to ask first */
 	struct bus_link		 cmd;
 	struct bus_link		 sub;
 	uint64_t		 sub_seen;	/* last message on sub */
@@ -210,6 +216,10 @@ bus_parse(struct bus_shard *sh, const char *addr)
 	snprintf(sh->path, sizeof sh->path, "%s", st.path);
 	sh->port = st.port;
 	sh->db = st.db;
+	sh->nsentinels = st.nsentinels;
+	memcpy(sh->sentinel_host, st.sentinel_host, sizeof sh->sentinel_host);
+	memcpy(sh->sentinel_port, st.sentinel_port, sizeof sh->sentinel_port);
+	memcpy(sh->master, st.master, sizeof sh->master);
 	memcpy(sh->user, st.user, sizeof sh->user);
 	memcpy(sh->password, st.password, sizeof sh->password);
 	sodium_memzero(&st, sizeof st);
@@ -451,8 +461,111 @@ bus_retry(__unused evutil_socket_t fd, __unused short events, void *arg)
 	bus_connect(arg);
 }
 
+/* The answer to ROLE: a link to a replica is dropped and tried again. */
+static void
+bus_on_role(redisAsyncContext *ac, void *r, __unused void *arg)
+{
+	redisReply	*reply = r;
+	struct bus_link	*l = bus_link_of(ac);
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements == 0 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(reply->element[0]->str, "master") == 0)
+		return;
+	log_warnx("store %s%s connection: the server is a %s, not a primary; "
+	    "it is not written to", l->shard->label, l->what,
+	    reply->element[0]->str);
+	bus_down(l, "the server is a replica");
+	redisAsyncFree(ac);	/* after this callback; then a retry */
+}
+
+static void	bus_connect_to(struct bus_link *);
+static void	bus_ask_sentinel(struct bus_link *);
+
+/* A sentinel's answer: the primary's address, or ask the next one. */
+static void
+bus_on_sentinel(redisAsyncContext *ac, void *r, void *arg)
+{
+	redisReply		*reply = r;
+	struct bus_link		*l = arg;
+	struct bus_shard	*sh = l->shard;
+	const char		*host = sh->sentinel_host[sh->sentinel_next];
+	char			 why[300];
+
+	if (reply != NULL)
+		redisAsyncDisconnect(ac);
+	if (bus.closing)
+		return;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING &&
+	    reply->element[1]->type == REDIS_REPLY_STRING &&
+	    atoi(reply->element[1]->str) > 0) {
+		if (strcmp(sh->host, reply->element[0]->str) != 0 ||
+		    sh->port != atoi(reply->element[1]->str))
+			log_info("store %s%s: the primary of %s is %s:%s "
+			    "(sentinel %s:%d)", sh->label, l->what, sh->master,
+			    reply->element[0]->str, reply->element[1]->str,
+			    host, sh->sentinel_port[sh->sentinel_next]);
+		snprintf(sh->host, sizeof sh->host, "%s",
+		    reply->element[0]->str);
+		sh->port = atoi(reply->element[1]->str);
+		l->asked = 0;
+		bus_connect_to(l);
+		return;
+	}
+	snprintf(why, sizeof why, "sentinel %s:%d: %s", host,
+	    sh->sentinel_port[sh->sentinel_next], reply == NULL ?
+	    (ac->errstr[0] != '\0' ? ac->errstr : "no answer") :
+	    reply->type == REDIS_REPLY_ERROR ? reply->str :
+	    "does not know the primary");
+	bus_down(l, why);
+	sh->sentinel_next = (sh->sentinel_next + 1) % sh->nsentinels;
+	if (++l->asked < sh->nsentinels) {
+		bus_ask_sentinel(l);
+		return;
+	}
+	l->asked = 0;
+	bus_schedule_retry(l);
+}
+
+/* Ask a shard's sentinels where its primary is, then connect there. */
+static void
+bus_ask_sentinel(struct bus_link *l)
+{
+	struct bus_shard	*sh = l->shard;
+	redisAsyncContext	*ac;
+
+	ac = redisAsyncConnect(sh->sentinel_host[sh->sentinel_next],
+	    sh->sentinel_port[sh->sentinel_next]);
+	if (ac == NULL || ac->err ||
+	    redisLibeventAttach(ac, bus.base) != REDIS_OK) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		bus_down(l, "cannot reach a sentinel");
+		bus_schedule_retry(l);
+		return;
+	}
+	if (redisAsyncCommand(ac, bus_on_sentinel, l,
+	    "SENTINEL get-master-addr-by-name %s", sh->master) != REDIS_OK) {
+		redisAsyncFree(ac);
+		bus_down(l, "cannot ask a sentinel");
+		bus_schedule_retry(l);
+	}
+}
+
 static void
 bus_connect(struct bus_link *l)
+{
+	if (l->shard->nsentinels > 0)
+		bus_ask_sentinel(l);
+	else
+		bus_connect_to(l);
+}
+
+static void
+bus_connect_to(struct bus_link *l)
 {
 	struct bus_shard	*sh = l->shard;
 	redisAsyncContext	*ac;
@@ -489,6 +602,8 @@ bus_connect(struct bus_link *l)
 	    l->what);
 	if (sh->db != 0)
 		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", sh->db);
+	/* Never write to a replica: it would refuse, or lose it. */
+	redisAsyncCommand(ac, bus_on_role, NULL, "ROLE");
 	l->probe_sent = util_mono_ms();
 	if (l == &sh->cmd) {
 		for (i = 0; i < BUS_NSCRIPTS; i++)
@@ -759,6 +874,14 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 	}
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 		wk.counters->store_errors++;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    strncmp(reply->str, "READONLY", 8) == 0 && call->shard->cmd.up) {
+		/* The primary became a replica (a failover): find the new one. */
+		log_warnx("store %scmd connection: the server turned replica; "
+		    "reconnecting", call->shard->label);
+		bus_down(&call->shard->cmd, "the server turned replica");
+		redisAsyncFree(ac);
+	}
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("store: %s: %s", call->what, reply->str);
 	bus.pending--;

@@ -48,8 +48,8 @@
 #define CONFIG_BAD_LISTEN \
 	"is not HOST:PORT or [IPV6]:PORT with a port from 0 to 65535"
 #define CONFIG_BAD_REDIS \
-	"is not embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or " \
-	"unix:/PATH[?db=N]"
+	"is not embedded, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], " \
+	"unix:/PATH[?db=N] or sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME"
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -509,13 +509,18 @@ char **
 config_store_list(const char *s, u_int *n)
 {
 	char		**list = NULL;
-	const char	 *end;
+	const char	 *end, *slash;
 	size_t		  len;
 
 	*n = 0;
 	for (;;) {
 		s += strspn(s, " \t\r\n");
 		end = s + strcspn(s, ",\n");
+		/* A sentinel:// address holds commas up to its '/'. */
+		if (strncmp(s, "sentinel://", 11) == 0 &&
+		    (slash = strchr(s + 11, '/')) != NULL &&
+		    (size_t)(slash - s) < strcspn(s, "\n"))
+			end = slash + strcspn(slash, ",\n");
 		len = end - s;
 		while (len > 0 && strchr(" \t\r", s[len - 1]) != NULL)
 			len--;
@@ -585,8 +590,61 @@ config_check_redis(const char *s)
 }
 
 /*
- * One store: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or
- * unix:/PATH[?db=N].
+ * sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME, s pointing after the
+ * scheme; with out, fills in the sentinels and the name.
+ */
+static const char *
+config_check_sentinel(const char *s, struct config_store *out)
+{
+	char	 one[300];
+	size_t	 n, h;
+	int	 port, count = 0;
+
+	for (;;) {
+		/* One HOST[:PORT], up to the next ',' or '/'. */
+		if ((n = strcspn(s, ",/")) == 0 || n >= sizeof one)
+			return (CONFIG_BAD_REDIS);
+		memcpy(one, s, n);
+		one[n] = '\0';
+		if ((h = config_host_len(one)) == 0)
+			return (CONFIG_BAD_REDIS);
+		port = 26379;
+		if (one[h] == ':' &&
+		    (port = config_digits(one + h + 1, n - h - 1, 65535)) < 1)
+			return (CONFIG_BAD_REDIS);
+		if (one[h] != ':' && one[h] != '\0')
+			return (CONFIG_BAD_REDIS);
+		if (count == CONFIG_SENTINELS_MAX)
+			return ("names more than 8 sentinels");
+		if (out != NULL) {
+			if (*one == '[')
+				memcpy(out->sentinel_host[count], one + 1,
+				    h - 2);
+			else
+				memcpy(out->sentinel_host[count], one, h);
+			out->sentinel_port[count] = port;
+		}
+		count++;
+		s += n;
+		if (*s != ',')
+			break;
+		s++;
+	}
+	if (*s != '/' || (n = strlen(s + 1)) == 0 ||
+	    n >= sizeof out->master || strspn(s + 1, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return ("is not sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME "
+		    "with a NAME of letters, digits, '.', '_' or '-'");
+	if (out != NULL) {
+		out->nsentinels = count;
+		memcpy(out->master, s + 1, n + 1);
+	}
+	return (NULL);
+}
+
+/*
+ * One store: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],
+ * unix:/PATH[?db=N] or sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME.
  */
 static const char *
 config_check_store(const char *s)
@@ -595,6 +653,8 @@ config_check_store(const char *s)
 	const char		*at, *why;
 	size_t			 n;
 
+	if (strncmp(s, "sentinel://", 11) == 0)
+		return (config_check_sentinel(s + 11, NULL));
 	if (strncmp(s, "unix:", 5) == 0)
 		return (config_check_redis_unix(s + 5));
 	if (strncmp(s, "redis://", 8) != 0)
@@ -634,6 +694,8 @@ config_store_parse(const char *s, struct config_store *out)
 	out->port = 6379;
 	if (config_check_store(s) != NULL)
 		return (-1);
+	if (strncmp(s, "sentinel://", 11) == 0)
+		return (config_check_sentinel(s + 11, out) == NULL ? 0 : -1);
 	if (strncmp(s, "unix:", 5) == 0) {
 		s += 5;
 		n = strcspn(s, "?");
@@ -673,9 +735,11 @@ config_store_redact(const char *s)
 	char		*out, *one, *joined, **list;
 	u_int		 n, i;
 
-	if (strpbrk(s, ",\n") != NULL) {
+	if (strpbrk(s, ",\n") != NULL &&
+	    (list = config_store_list(s, &n)) != NULL && n == 1)
+		config_store_list_free(list);
+	else if (strpbrk(s, ",\n") != NULL) {
 		/* Shards: each one redacted, joined again. */
-		list = config_store_list(s, &n);
 		out = xstrdup("");
 		for (i = 0; i < n; i++) {
 			one = config_store_redact(list[i]);

@@ -105,6 +105,7 @@ struct config_option {
 extern const struct config_option config_table[];
 extern const size_t config_table_size;
 
+#define CONFIG_SENTINELS_MAX	8
 struct config_store {
 	char		 host[256];	/* TCP; brackets of [V6] removed */
 	char		 path[108];	/* or a unix socket */
@@ -112,6 +113,10 @@ struct config_store {
 	int		 db;
 	char		 user[256];	/* ACL user, "": default (or none) */
 	char		 password[256];	/* "": no AUTH */
+	int		 nsentinels;	/* sentinel://: where to ask */
+	char		 sentinel_host[CONFIG_SENTINELS_MAX][256];
+	int		 sentinel_port[CONFIG_SENTINELS_MAX];
+	char		 master[128];	/* the primary's name */
 };
 int		 config_store_parse(const char *, struct config_store *);
 char		**config_store_list(const char *, u_int *);

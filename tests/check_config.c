@@ -237,7 +237,7 @@ START_TEST(test_table)
 	long long			 dflt;
 	char				*text;
 
-	ck_assert_uint_eq(config_table_size, 40);
+	ck_assert_uint_eq(config_table_size, 41);
 	for (i = 0; i < config_table_size; i++) {
 		o = &config_table[i];
 		ck_assert_ptr_nonnull(o->name);
@@ -589,7 +589,8 @@ START_TEST(test_store_credentials)
 	    "has a bad %-escape in its credentials");
 	conf_fails("redis = redis://u:s3cret@h/x\n", 1, "redis: "
 	    "\"redis://u:***@h/x\" is not embedded, redis://[[USER]:PASSWORD@]"
-	    "HOST[:PORT][/DB] or unix:/PATH[?db=N]");
+	    "HOST[:PORT][/DB], unix:/PATH[?db=N] or "
+	    "sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME");
 
 	s = config_store_redact("redis://u:s3cret@h:1/0");
 	ck_assert_str_eq(s, "redis://u:***@h:1/0");
@@ -612,6 +613,7 @@ END_TEST
 /* Shards: a comma-separated list, or one redis line per shard. */
 START_TEST(test_store_shards)
 {
+	struct config_store st;
 	struct config	*cfg;
 	char		**list, *s;
 	u_int		  n;
@@ -631,6 +633,32 @@ START_TEST(test_store_shards)
 	ck_assert_str_eq(cfg->redis, "redis://a:1, unix:/s");
 	config_free(cfg);
 
+	/* A sentinel address holds commas. */
+	list = config_store_list("sentinel://h1,h2:26380/m, redis://b,"
+	    "sentinel://[::1]:1/x.y", &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(list[0], "sentinel://h1,h2:26380/m");
+	ck_assert_str_eq(list[1], "redis://b");
+	ck_assert_str_eq(list[2], "sentinel://[::1]:1/x.y");
+	config_store_list_free(list);
+	ck_assert_int_eq(config_store_parse("sentinel://h1,h2:26380/m", &st),
+	    0);
+	ck_assert_int_eq(st.nsentinels, 2);
+	ck_assert_str_eq(st.sentinel_host[0], "h1");
+	ck_assert_int_eq(st.sentinel_port[0], 26379);
+	ck_assert_str_eq(st.sentinel_host[1], "h2");
+	ck_assert_int_eq(st.sentinel_port[1], 26380);
+	ck_assert_str_eq(st.master, "m");
+	ck_assert_int_eq(config_store_parse("sentinel://[::1]:1/x.y", &st), 0);
+	ck_assert_str_eq(st.sentinel_host[0], "::1");
+	ck_assert_int_eq(config_store_parse("sentinel://h1/", &st), -1);
+	ck_assert_int_eq(config_store_parse("sentinel://h1:0/m", &st), -1);
+	ck_assert_int_eq(config_store_parse("sentinel://h1,/m", &st), -1);
+	ck_assert_int_eq(config_store_parse("sentinel://h/m y", &st), -1);
+	cfg = conf_load("redis = sentinel://h1:1,h2:2/m, redis://b\n");
+	ck_assert_str_eq(cfg->redis, "sentinel://h1:1,h2:2/m, redis://b");
+	config_free(cfg);
+
 	s = config_store_redact("redis://:pw@a,redis://u:pw@b:2/1");
 	ck_assert_str_eq(s, "redis://:***@a, redis://u:***@b:2/1");
 	free(s);
@@ -645,7 +673,8 @@ START_TEST(test_store_shards)
 	conf_fails("redis = redis://a, redis://:pw@b/x\n", 1,
 	    "redis: \"redis://a, redis://:***@b/x\" has shard 1 "
 	    "\"redis://:***@b/x\", which is not embedded, "
-	    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:/PATH[?db=N]");
+	    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], unix:/PATH[?db=N] or "
+	    "sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME");
 }
 END_TEST
 
@@ -670,7 +699,8 @@ END_TEST
 START_TEST(test_redis)
 {
 	const char	*why = "is not embedded, redis://[[USER]:PASSWORD@]"
-	    "HOST[:PORT][/DB] or unix:/PATH[?db=N]";
+	    "HOST[:PORT][/DB], unix:/PATH[?db=N] or "
+	    "sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME";
 	const char	*good[] = { "embedded", "redis://localhost",
 	    "redis://127.0.0.1:6379", "redis://r.example.org/0",
 	    "redis://[::1]:6379/15", "redis://host:1/2147483647",
