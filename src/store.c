@@ -157,6 +157,12 @@ store_check_policy(const char *addr_, char **cause)
 	redisReply	*r;
 	char		 denied[256] = "", *addr;
 
+	if (strncmp(addr_, "sentinel://", 11) == 0) {
+		log_info("store %s: the workers ask the sentinels for its "
+		    "primary; make sure it has maxmemory-policy noeviction",
+		    addr_);
+		return (0);
+	}
 	addr = config_store_redact(addr_);
 	if ((c = store_connect_sync(addr_, 2000, denied, sizeof denied)) ==
 	    NULL) {

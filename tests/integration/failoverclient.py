@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+# racerd integration tests: a store failover (store_sentinel.sh).
+"""A sender and a watcher in one chat; the sender sends messages with ids,
+one at a time, each until it is acknowledged (its echo), resending with
+the same id after an "unavailable" error or a lost connection (resuming
+its session).  After `before` acknowledged messages the primary is killed
+with -9; once `after` more are acknowledged, history must hold every
+acknowledged message exactly once.
+
+Every check that fails prints one "FAIL: ..." line; the exit status is 0
+only if nothing failed.  Every wait is bounded.
+"""
+
+import argparse
+import asyncio
+import collections
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wsclient  # noqa: E402
+from wsclient import (check, fail, fetch_history, note, rq, sconnect,  # noqa: E402,E501
+                      tag, until)
+
+
+async def connect(port, chat, prev):
+    """Join, or resume prev's session; retried while the store fails over."""
+    end = time.monotonic() + 30
+    err = None
+    while time.monotonic() < end:
+        try:
+            if prev is None:
+                return await sconnect(port, chat, "user=ann")
+            return await sconnect(port, chat, rq(prev.welcome["session"],
+                                                 prev.last(), "ann"))
+        except Exception as e:  # noqa: BLE001 - the store is failing over
+            err = e
+            await asyncio.sleep(0.2)
+    fail("no join or resume within 30 s: %r" % (err,))
+    return None
+
+
+async def run(a):
+    chat = "fo-" + tag()
+    c = await connect(a.port, chat, None)
+    acked = {}          # id -> seq
+    resent = 0
+    why = None
+    t_kill = t_back = None
+    i = 0
+    deadline = time.monotonic() + 60
+    while len(acked) < a.before + a.after and time.monotonic() < deadline:
+        if len(acked) == a.before and t_kill is None:
+            os.kill(a.primary, signal.SIGKILL)
+            t_kill = time.monotonic()
+        mid, body = "m-%d" % i, "message %d" % i
+        while mid not in acked and time.monotonic() < deadline:
+            if c is None or c.closed is not None:
+                c = await connect(a.port, chat, c)
+                if c is None:
+                    break
+            k, nerr = len(c.msgs), len(c.other)
+            try:
+                await c.send_msg(body, mid)
+            except Exception as e:  # noqa: BLE001 - the connection went away
+                why = e
+                await asyncio.sleep(0.1)
+                continue
+            await until(lambda: any(m.get("id") == mid for m in c.msgs[k:])
+                        or len(c.other) > nerr or c.closed is not None, 5)
+            got = [m for m in c.msgs[k:] if m.get("id") == mid]
+            if got:
+                acked[mid] = got[0].get("seq")
+                if t_kill is not None and t_back is None:
+                    t_back = time.monotonic()
+            else:
+                resent += 1
+                why = c.other[nerr:] or c.closed
+                await asyncio.sleep(0.1)
+        i += 1
+    check(len(acked) == a.before + a.after, "only %d of %d messages "
+          "acknowledged within 60 s (the last refusal: %r)" %
+          (len(acked), a.before + a.after, why))
+    if t_back is not None:
+        note("first acknowledgement %.1f s after the primary was killed; "
+             "%d sends repeated meanwhile" % (t_back - t_kill, resent))
+    _, _, env = fetch_history(a.port, chat)
+    ids = collections.Counter(m.get("id") for m in env)
+    lost = sorted(m for m in acked if ids[m] == 0)
+    dup = sorted(m for m in acked if ids[m] > 1)
+    check(not lost, "acknowledged but not in history: %r" % lost[:10])
+    check(not dup, "in history more than once: %r" % dup[:10])
+    note("%d messages acknowledged (%d before the kill): %d in history, "
+         "%d lost, %d twice" % (len(acked), a.before, len(acked) -
+                                len(lost), len(lost), len(dup)))
+    if c is not None:
+        await c.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--primary", type=int, required=True)
+    p.add_argument("--before", type=int, default=30)
+    p.add_argument("--after", type=int, default=30)
+    a = p.parse_args()
+    asyncio.run(run(a))
+    return 1 if wsclient.FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

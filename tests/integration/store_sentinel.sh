@@ -1,0 +1,77 @@
+#!/bin/sh
+# Failover with Redis Sentinel: a primary, two replicas and three
+# sentinels (down-after 1 s) on loopback ports; racerd finds the primary
+# through sentinel://.  A client chats under load, the primary is killed
+# with -9; after the failover the client goes on (resending unacknowledged
+# messages with their ids) and every message acknowledged before and after
+# is in history exactly once.  Run with store-sync-replicas = 1, so that
+# no acknowledged message can be lost with the old primary.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+need_clients
+need redis-cli
+
+redis_on() {	# redis_on NAME PORT [ARGS...]
+	n=$1 p=$2
+	shift 2
+	mkdir -p "$T/$n"
+	redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
+	    --daemonize no --dir "$T/$n" --logfile "$T/$n.log" "$@" &
+	PIDS="$PIDS $!"
+	LAST=$!
+}
+RP=$(free_port)
+redis_on primary "$RP"
+PRIMARY=$LAST
+for r in 1 2; do
+	redis_on "replica$r" "$(free_port)" --replicaof 127.0.0.1 "$RP"
+done
+sents=""
+for s in 1 2 3; do
+	sp=$(free_port)
+	cat >"$T/sentinel$s.conf" <<CONF
+port $sp
+bind 127.0.0.1
+daemonize no
+dir $T
+logfile $T/sentinel$s.log
+sentinel monitor m 127.0.0.1 $RP 2
+sentinel down-after-milliseconds m 1000
+sentinel failover-timeout m 10000
+sentinel parallel-syncs m 2
+CONF
+	redis-server "$T/sentinel$s.conf" --sentinel &
+	PIDS="$PIDS $!"
+	sents="$sents${sents:+,}127.0.0.1:$sp"
+	SP=$sp
+done
+i=0
+until [ "$(redis-cli -p "$RP" INFO replication | grep -c 'state=online')" = 2 ] &&
+    redis-cli -p "$SP" SENTINEL replicas m 2>/dev/null | grep -q "^slave$"; do
+	i=$((i + 1))
+	[ "$i" -ge 150 ] && { fail "replicas or sentinels not ready"; finish; }
+	sleep 0.1
+done
+# Until every sentinel knows the others, a failover cannot be voted.
+i=0
+until [ "$(redis-cli -p "$SP" SENTINEL sentinels m 2>/dev/null |
+    grep -c '^name$')" -ge 2 ]; do
+	i=$((i + 1))
+	[ "$i" -ge 300 ] && { fail "the sentinels did not find each other"; finish; }
+	sleep 0.1
+done
+ok "a primary, two replicas, three sentinels"
+
+port=$(free_port)
+write_conf "$T/racerd.conf" "$port" 2 "redis = sentinel://$sents/m" \
+    "store-sync-replicas = 1"
+start_racerd "$T/racerd.conf" "$port"
+grep -q "the primary of m is 127.0.0.1:$RP" "$T/racerd.log" ||
+    fail "racerd did not log the primary the sentinels named"
+
+timeout -k 3 90 $PY "$top_srcdir/tests/integration/failoverclient.py" \
+    --port "$port" --primary "$PRIMARY" --before 30 --after 30 ||
+    fail "chat through a failover (see above)"
+grep "the primary of m is" "$T/racerd.log" | tail -n 1 |
+    sed 's/^/  racerd: /'
+ok "after the failover every acknowledged message is in history once"
+finish
