@@ -491,7 +491,7 @@ bus_on_sentinel(redisAsyncContext *ac, void *r, void *arg)
 	struct bus_link		*l = arg;
 	struct bus_shard	*sh = l->shard;
 	const char		*host = sh->sentinel_host[sh->sentinel_next];
-	char			 why[300];
+	char			 why[sizeof l->why - 8];
 
 	if (reply != NULL)
 		redisAsyncDisconnect(ac);
