@@ -54,6 +54,7 @@
 #define BUS_DEADLINE_MS		3000
 #define BUS_BACKOFF_MIN_MS	100
 #define BUS_BACKOFF_MAX_MS	5000
+#define BUS_BACKOFF_SENTINEL_MS	1000	/* the most, following a sentinel */
 #define BUS_RANGE_COUNT		1000	/* entries per history read */
 #define BUS_SLACK_MS		300000	/* records outlive deadlines by */
 #define BUS_EMPTY_TTL_MS	86400000	/* a chat never written to */
@@ -252,14 +253,21 @@ static void
 bus_schedule_retry(struct bus_link *l)
 {
 	struct timeval	 tv;
-	unsigned	 delay;
+	unsigned	 delay, most;
 
 	if (bus.closing)
 		return;
+	/*
+	 * A failover takes seconds and asking a sentinel is cheap: keep
+	 * asking often, or a link waits out a long backoff after the new
+	 * primary is already known.
+	 */
+	most = l->shard->nsentinels > 0 ? BUS_BACKOFF_SENTINEL_MS :
+	    BUS_BACKOFF_MAX_MS;
 	if (l->backoff == 0)
 		l->backoff = BUS_BACKOFF_MIN_MS;
-	else if ((l->backoff *= 2) > BUS_BACKOFF_MAX_MS)
-		l->backoff = BUS_BACKOFF_MAX_MS;
+	else if ((l->backoff *= 2) > most)
+		l->backoff = most;
 	/* Jitter keeps workers and hosts from reconnecting in step. */
 	delay = l->backoff / 2 + randombytes_uniform(l->backoff / 2 + 1);
 	tv.tv_sec = delay / 1000;
@@ -483,6 +491,18 @@ bus_on_role(redisAsyncContext *ac, void *r, __unused void *arg)
 static void	bus_connect_to(struct bus_link *);
 static void	bus_ask_sentinel(struct bus_link *);
 
+/* A link waiting out its backoff tries again now: the primary moved. */
+static void
+bus_retry_now(struct bus_link *l)
+{
+	struct timeval	 now = { 0, 0 };
+
+	if (l->ac != NULL || !evtimer_pending(l->retry, NULL))
+		return;
+	l->backoff = 0;
+	evtimer_add(l->retry, &now);
+}
+
 /* A sentinel's answer: the primary's address, or ask the next one. */
 static void
 bus_on_sentinel(redisAsyncContext *ac, void *r, void *arg)
@@ -503,11 +523,13 @@ bus_on_sentinel(redisAsyncContext *ac, void *r, void *arg)
 	    reply->element[1]->type == REDIS_REPLY_STRING &&
 	    atoi(reply->element[1]->str) > 0) {
 		if (strcmp(sh->host, reply->element[0]->str) != 0 ||
-		    sh->port != atoi(reply->element[1]->str))
+		    sh->port != atoi(reply->element[1]->str)) {
 			log_info("store %s%s: the primary of %s is %s:%s "
 			    "(sentinel %s:%d)", sh->label, l->what, sh->master,
 			    reply->element[0]->str, reply->element[1]->str,
 			    host, sh->sentinel_port[sh->sentinel_next]);
+			bus_retry_now(l == &sh->cmd ? &sh->sub : &sh->cmd);
+		}
 		snprintf(sh->host, sizeof sh->host, "%s",
 		    reply->element[0]->str);
 		sh->port = atoi(reply->element[1]->str);

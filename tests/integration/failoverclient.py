@@ -86,7 +86,8 @@ async def run(a):
     if t_back is not None:
         note("first acknowledgement %.1f s after the primary was killed; "
              "%d sends repeated meanwhile" % (t_back - t_kill, resent))
-    _, _, env = fetch_history(a.port, chat)
+    # Each worker reconnects on its own: one may still be on its way.
+    _, _, env = fetch_history(a.port, chat, wait503=10)
     ids = collections.Counter(m.get("id") for m in env)
     lost = sorted(m for m in acked if ids[m] == 0)
     dup = sorted(m for m in acked if ids[m] > 1)

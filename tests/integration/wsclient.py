@@ -3286,12 +3286,19 @@ def http_get(port, path, timeout=5, headers=None):
         c.close()
 
 
-def fetch_history(port, chat, limit=1000):
-    """Every message of a chat over HTTP: (latest, epoch, envelopes)."""
+def fetch_history(port, chat, limit=1000, wait503=0):
+    """Every message of a chat over HTTP: (latest, epoch, envelopes).
+    A 503 is asked again for up to wait503 s (a worker reconnecting to
+    the store answers so meanwhile)."""
     since, out, latest, epoch = 0, [], None, None
+    end = time.monotonic() + wait503
     for _ in range(10000):
-        st, body = http_get(port, "/chats/%s/messages?since=%d&limit=%d" %
-                            (chat, since, limit))
+        while True:
+            st, body = http_get(port, "/chats/%s/messages?since=%d&limit=%d"
+                                % (chat, since, limit))
+            if st != 503 or time.monotonic() > end:
+                break
+            time.sleep(0.1)
         if st != 200:
             fail("GET history of %s since %d: status %d %r" %
                  (chat, since, st, body[:200]))
