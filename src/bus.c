@@ -15,7 +15,9 @@
  * stream with the seq as entry id (trimmed to history-size), PUBLISH of
  * "EPOCH SEQ ENVELOPE" on the chat's channel.  The store is the single
  * sequencer; every worker, the sender's included, delivers from its
- * subscription, so every member everywhere sees one order.
+ * subscription, so every member everywhere sees one order.  What a worker
+ * is given to publish in one loop turn goes to each shard as one call of
+ * the script, whatever chats it is for.
  *
  * Liveness: the cmd link is probed with PING; the sub link with a probe
  * message published (through cmd) on this worker's own probe channel,
@@ -60,6 +62,7 @@
 #define BUS_EMPTY_TTL_MS	86400000	/* a chat never written to */
 #define BUS_EXPIRE_BATCH	1000	/* sessions one sweep looks at */
 #define BUS_WAIT_MS		1000	/* store-sync-replicas: WAIT timeout */
+#define BUS_BATCH_MAX		256	/* messages in one publish call */
 
 #define BUS_PREFIX		"racerd:{chat:"
 #define BUS_DUE			"racerd:due"
@@ -134,6 +137,8 @@ struct bus_shard {
 	struct bus_link		 sub;
 	uint64_t		 sub_seen;	/* last message on sub */
 	char			 why[512];	/* bus_is_up's answer */
+	struct bus_batch	*batch;		/* publishes of this loop turn */
+	struct event		*flush;		/* sends the batch */
 };
 
 static struct {
@@ -151,6 +156,8 @@ static struct {
 
 static void	bus_connect(struct bus_link *);
 static void	bus_on_sub(redisAsyncContext *, void *, void *);
+static void	bus_on_flush(evutil_socket_t, short, void *);
+static void	bus_batch_fail(struct bus_batch *);
 static char	*bus_open(const char *, size_t, const char **, size_t *);
 
 static void
@@ -654,7 +661,9 @@ bus_shard_init(struct bus_shard *sh, const char *host)
 	snprintf(sh->sub.why, sizeof sh->sub.why, "connecting");
 	sh->cmd.retry = evtimer_new(bus.base, bus_retry, &sh->cmd);
 	sh->sub.retry = evtimer_new(bus.base, bus_retry, &sh->sub);
-	if (sh->cmd.retry == NULL || sh->sub.retry == NULL)
+	sh->flush = event_new(bus.base, -1, 0, bus_on_flush, sh);
+	if (sh->cmd.retry == NULL || sh->sub.retry == NULL ||
+	    sh->flush == NULL)
 		return (-1);
 	/* Connect from the loop, once every module is set up. */
 	if (evtimer_add(sh->cmd.retry, &now) != 0 ||
@@ -718,6 +727,12 @@ bus_shutdown(void)
 	bus.probe = NULL;
 	for (i = 0; i < bus.nshards; i++) {
 		sh = &bus.shards[i];
+		if (sh->batch != NULL)
+			bus_batch_fail(sh->batch);
+		sh->batch = NULL;
+		if (sh->flush != NULL)
+			event_free(sh->flush);
+		sh->flush = NULL;
 		if (sh->cmd.ac != NULL)
 			redisAsyncFree(sh->cmd.ac);
 		if (sh->sub.ac != NULL)
@@ -916,9 +931,9 @@ bus_on_call(redisAsyncContext *ac, void *r, void *arg)
 		worker_store_idle();
 }
 
-/* Append one argument to a command. */
+/* Append an allocated argument to a command, which then owns it. */
 static void
-bus_call_arg(struct bus_call *call, const char *s, size_t len)
+bus_call_arg_own(struct bus_call *call, char *s, size_t len)
 {
 	if (call->argc == call->argsize) {
 		call->argsize = call->argsize == 0 ? 16 : call->argsize * 2;
@@ -927,11 +942,21 @@ bus_call_arg(struct bus_call *call, const char *s, size_t len)
 		call->argvlen = xreallocarray(call->argvlen, call->argsize,
 		    sizeof *call->argvlen);
 	}
-	call->argv[call->argc] = xmalloc(len + 1);
-	memcpy(call->argv[call->argc], s, len);
-	call->argv[call->argc][len] = '\0';
+	call->argv[call->argc] = s;
 	call->argvlen[call->argc] = len;
 	call->argc++;
+}
+
+/* Append one argument to a command. */
+static void
+bus_call_arg(struct bus_call *call, const char *s, size_t len)
+{
+	char	*copy;
+
+	copy = xmalloc(len + 1);
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	bus_call_arg_own(call, copy, len);
 }
 
 static void
@@ -1502,15 +1527,15 @@ bus_done_waited(struct bus_call *call, const redisReply *r)
 
 /* Hold a publish's outcome until WAIT store-sync-replicas answers. */
 static void
-bus_hold(struct bus_call *call, const redisReply *r,
-    const struct bus_sent *sent)
+bus_hold(struct bus_shard *sh, const char *chat, bus_sent_cb *cb, void *arg,
+    const redisReply *r, const struct bus_sent *sent)
 {
 	struct bus_held	*h;
 	struct bus_call	*wait;
 
 	h = xcalloc(1, sizeof *h);
-	h->cb = call->cb.sent;
-	h->arg = call->arg;
+	h->cb = cb;
+	h->arg = arg;
 	h->sent = *sent;
 	if (sent->env != NULL) {
 		h->env = xmalloc(sent->len + 1);
@@ -1518,7 +1543,7 @@ bus_hold(struct bus_call *call, const redisReply *r,
 		h->env[sent->len] = '\0';
 		h->sent.env = h->env;
 	}
-	h->chat = xstrdup(call->chat);
+	h->chat = xstrdup(chat);
 	if (!sent->repeat && r->elements == 4 &&
 	    bus_is(r->element[3], REDIS_REPLY_STRING)) {
 		h->msglen = r->element[3]->len;
@@ -1529,30 +1554,147 @@ bus_hold(struct bus_call *call, const redisReply *r,
 	bus_call_str(wait, "WAIT");
 	bus_call_u64(wait, wk.cfg->store_sync_replicas);
 	bus_call_u64(wait, BUS_WAIT_MS);
-	if (bus_call_send(call->shard, wait) != 0) {
+	if (bus_call_send(sh, wait) != 0) {
 		h->cb(NULL, h->arg);
 		bus_held_free(h);
 	}
 }
 
+/*
+ * Publishes.  What a worker is given to publish in one loop turn goes to
+ * each shard as one call of publish.lua, sent when the turn's events are
+ * handled (or when BUS_BATCH_MAX messages wait): one script run and one
+ * reply for many messages instead of one each.
+ */
+struct bus_pub {
+	bus_sent_cb	*cb;
+	void		*arg;
+	char		*chat;
+};
+
+struct bus_batch {
+	struct bus_call	*keys;		/* KEYS, in message order */
+	struct bus_call	*args;		/* five ARGV per message */
+	struct bus_pub	*pubs;
+	u_int		 n;
+	u_int		 size;
+};
+
 static void
-bus_done_sent(struct bus_call *call, const redisReply *r)
+bus_batch_free(struct bus_batch *b)
+{
+	u_int	 i;
+
+	for (i = 0; i < b->n; i++)
+		free(b->pubs[i].chat);
+	free(b->pubs);
+	if (b->keys != NULL)
+		bus_call_free(b->keys);
+	if (b->args != NULL)
+		bus_call_free(b->args);
+	free(b);
+}
+
+/* Every message of a batch failed (the store is away, or shutdown). */
+static void
+bus_batch_fail(struct bus_batch *b)
+{
+	u_int	 i;
+
+	bus.pending -= b->n;
+	for (i = 0; i < b->n; i++)
+		b->pubs[i].cb(NULL, b->pubs[i].arg);
+	bus_batch_free(b);
+}
+
+/* One message's answer. */
+static void
+bus_done_pub(struct bus_shard *sh, struct bus_pub *p, const redisReply *r)
 {
 	struct bus_sent	 sent;
 	char		*opened = NULL;
 
 	if (bus_decode_sent(r, &sent) != 0) {
-		call->cb.sent(NULL, call->arg);
+		wk.counters->store_errors++;
+		p->cb(NULL, p->arg);
 		return;
 	}
-	if (sent.env != NULL && call->chat != NULL)
-		opened = bus_open(call->chat, strlen(call->chat), &sent.env,
+	if (sent.env != NULL)
+		opened = bus_open(p->chat, strlen(p->chat), &sent.env,
 		    &sent.len);
 	if (wk.cfg->store_sync_replicas > 0)
-		bus_hold(call, r, &sent);
+		bus_hold(sh, p->chat, p->cb, p->arg, r, &sent);
 	else
-		call->cb.sent(&sent, call->arg);
+		p->cb(&sent, p->arg);
 	free(opened);
+}
+
+static void
+bus_done_batch(struct bus_call *call, const redisReply *r)
+{
+	struct bus_batch	*b = call->arg;
+	u_int			 i;
+
+	if (!bus_is(r, REDIS_REPLY_ARRAY) || r->elements != b->n) {
+		for (i = 0; i < b->n; i++)
+			b->pubs[i].cb(NULL, b->pubs[i].arg);
+	} else {
+		for (i = 0; i < b->n; i++)
+			bus_done_pub(call->shard, &b->pubs[i], r->element[i]);
+	}
+	bus_batch_free(b);
+}
+
+/* Move src's arguments to the end of dst. */
+static void
+bus_call_take(struct bus_call *dst, struct bus_call *src)
+{
+	int	 i;
+
+	for (i = 0; i < src->argc; i++) {
+		bus_call_arg_own(dst, src->argv[i], src->argvlen[i]);
+		src->argv[i] = NULL;
+	}
+	src->argc = 0;
+}
+
+/* Send the shard's batch as one call. */
+static void
+bus_batch_send(struct bus_shard *sh)
+{
+	struct bus_batch	*b = sh->batch;
+	struct bus_call		*call;
+	u_int			 n;
+
+	if (b == NULL)
+		return;
+	sh->batch = NULL;
+	call = bus_script_call(BUS_PUBLISH, bus_done_batch, b);
+	bus_call_u64(call, b->keys->argc);
+	bus_call_take(call, b->keys);
+	bus_call_u64(call, wk.cfg->history_size);
+	bus_call_u64(call, wk.cfg->dedup_window);
+	bus_call_u64(call, util_now_ms());
+	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
+	bus_call_str(call, wk.cfg->store_sync_replicas > 0 ? "1" : "0");
+	bus_call_take(call, b->args);
+	bus_call_free(b->keys);
+	bus_call_free(b->args);
+	b->keys = b->args = NULL;
+	n = b->n;
+	if (bus_call_send(sh, call) != 0) {
+		bus_batch_fail(b);
+		if (bus.pending == 0)
+			worker_store_idle();
+		return;
+	}
+	bus.pending -= n;	/* now one call */
+}
+
+static void
+bus_on_flush(__unused evutil_socket_t fd, __unused short events, void *arg)
+{
+	bus_batch_send(arg);
 }
 
 static void
@@ -1684,38 +1826,52 @@ int
 bus_publish(const char *chat, size_t len, const char *head, const char *tail,
     const char *user, const char *id, bus_sent_cb *cb, void *arg)
 {
-	struct bus_call	*call;
-	char		*dedup, *sealed;
+	struct bus_shard	*sh = bus_shard_of(chat, len);
+	struct bus_batch	*b;
+	struct bus_pub		*p;
+	char			*dedup, *sealed;
 
-	call = bus_script_call(BUS_PUBLISH, bus_done_sent, arg);
-	call->cb.sent = cb;
-	call->chat = xstrndup(chat, len);
-	bus_call_str(call, *id != '\0' ? "4" : "3");
-	bus_call_key(call, chat, len, "seq");
-	bus_call_key(call, chat, len, "epoch");
-	bus_call_key(call, chat, len, "log");
+	if (sh->cmd.ac == NULL || !sh->cmd.up)
+		return (-1);
+	if ((b = sh->batch) == NULL) {
+		b = sh->batch = xcalloc(1, sizeof *b);
+		b->keys = bus_call_new("publish keys", NULL, NULL);
+		b->args = bus_call_new("publish args", NULL, NULL);
+		event_active(sh->flush, EV_TIMEOUT, 0);
+	}
+	if (b->n == b->size) {
+		b->size = b->size == 0 ? 16 : b->size * 2;
+		b->pubs = xreallocarray(b->pubs, b->size, sizeof *b->pubs);
+	}
+	p = &b->pubs[b->n++];
+	p->cb = cb;
+	p->arg = arg;
+	p->chat = xstrndup(chat, len);
+	bus.pending++;
+
+	bus_call_key(b->keys, chat, len, "seq");
+	bus_call_key(b->keys, chat, len, "epoch");
+	bus_call_key(b->keys, chat, len, "log");
+	bus_call_str(b->args, *id != '\0' ? "4" : "3");
 	if (*id != '\0') {
 		/* The user's length keeps (a, b:c) apart from (a:b, c). */
 		xasprintf(&dedup, "id:%zu:%s:%s", strlen(user), user, id);
-		bus_call_key(call, chat, len, dedup);
+		bus_call_key(b->keys, chat, len, dedup);
 		free(dedup);
 	}
-	bus_call_str(call, head);
+	bus_call_str(b->args, head);
 	if (seal_enabled()) {
 		/* The store never holds a plaintext body. */
-		sealed = seal_tail(call->chat, tail);
-		bus_call_str(call, sealed != NULL ? sealed : tail);
+		sealed = seal_tail(p->chat, tail);
+		bus_call_str(b->args, sealed != NULL ? sealed : tail);
 		free(sealed);
 	} else
-		bus_call_str(call, tail);
-	bus_call_epoch(call);
-	bus_call_u64(call, wk.cfg->history_size);
-	bus_call_u64(call, wk.cfg->dedup_window);
-	bus_call_channel(call, chat, len);
-	bus_call_u64(call, util_now_ms());
-	bus_call_u64(call, (uint64_t)wk.cfg->history_ttl * 1000);
-	bus_call_str(call, wk.cfg->store_sync_replicas > 0 ? "1" : "0");
-	return (bus_call_send(bus_shard_of(chat, len), call));
+		bus_call_str(b->args, tail);
+	bus_call_epoch(b->args);
+	bus_call_channel(b->args, chat, len);
+	if (b->n == BUS_BATCH_MAX)
+		bus_batch_send(sh);
+	return (0);
 }
 
 /*

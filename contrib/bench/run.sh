@@ -6,6 +6,8 @@
 #   sh contrib/bench/run.sh                 full run (1 to 3 minutes)
 #   QUICK=1 sh contrib/bench/run.sh         small numbers, under a minute
 #   RACERD=/path/to/racerd sh contrib/bench/run.sh
+#   TARGETS="shards1 shards2" WORKLOADS=w2 sh contrib/bench/run.sh
+#                                           one store against two shards
 #
 # Every server runs on 127.0.0.1 on a free port, with private files in a
 # temporary directory, and is restarted for each workload.  Only processes
@@ -50,6 +52,7 @@ chmod 755 "$T"
 started=""		# pids of servers we started
 current=""		# pid of the server running now
 extra=""		# its store's pid (racerd), commas
+shardpids=""		# redis-servers started for racerd's shards
 results=$T/results
 
 cleanup() {
@@ -126,12 +129,47 @@ start_nchan() {
 	extra=
 }
 
+# start_racerd [N]: with its embedded store, or on N redis-servers of its
+# own (shards; each persisted as the embedded store is, appendfsync
+# everysec), started here.
 start_racerd() {
 	[ -x "$RACERD" ] || { say "run.sh: no racerd at $RACERD"; return 1; }
 	port=$(free_port)
 	hport=$port
 	d=$T/racerd.$port
 	mkdir -p "$d/run" "$d/state"
+	store=embedded
+	shardpids=
+	if [ -n "${1:-}" ]; then
+		store=
+		i=0
+		while [ "$i" -lt "$1" ]; do
+			mkdir -p "$d/shard$i"
+			redis-server --port 0 --unixsocket "$d/shard$i/sock" \
+			    --unixsocketperm 700 --dir "$d/shard$i" \
+			    --appendonly yes --appendfsync everysec --save "" \
+			    --maxmemory-policy noeviction --daemonize no \
+			    --logfile "$d/shard$i/log" &
+			started="$started $!"
+			shardpids=${shardpids:+$shardpids,}$!
+			store=${store:+$store, }unix:$d/shard$i/sock
+			i=$((i + 1))
+		done
+		i=0
+		while [ "$i" -lt "$1" ]; do
+			w=0
+			until [ "$(redis-cli -s "$d/shard$i/sock" ping \
+			    2>/dev/null)" = PONG ]; do
+				w=$((w + 1))
+				[ $w -lt 50 ] || {
+					say "run.sh: redis-server did not start"
+					return 1
+				}
+				sleep 0.1
+			done
+			i=$((i + 1))
+		done
+	fi
 	if [ "${RACERD_TLS:-0}" = 1 ]; then
 		# Clients on TLS; /healthz on a plain port beside it.
 		hport=$(free_port)
@@ -154,7 +192,7 @@ instance = bench$$
 run-dir = $d/run
 state-dir = $d/state
 log-file = $d/racerd.log
-redis = embedded
+redis = $store
 EOF
 	[ -n "${RACERD_CONF_EXTRA:-}" ] &&
 	    printf '%s\n' "$RACERD_CONF_EXTRA" >>"$d/racerd.conf"
@@ -167,7 +205,7 @@ EOF
 		return 1
 	fi
 	pids=$current
-	extra=
+	extra=$shardpids
 	for c in $(pgrep -P "$current"); do
 		if [ "$(comm_of "$c")" = redis-server ]; then
 			extra=${extra:+$extra,}$c
@@ -198,7 +236,13 @@ stop_store() {
 		grep -q "$T" "/proc/$p/cmdline" 2>/dev/null &&
 		    kill -TERM "$p" 2>/dev/null
 	done
+	# Shards we started for it are ours whatever their title says.
+	for p in $(echo "${shardpids:-}" | tr , ' '); do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	extra=
+	shardpids=
 }
 
 # rss_kb PIDS: summed VmRSS of comma-separated pids, in KiB.
@@ -211,11 +255,20 @@ rss_kb() {
 	echo "$s"
 }
 
+# mode_of TARGET: the framing its clients speak, racerd or nchan.
+mode_of() {
+	case $1 in
+	nchan)	echo nchan ;;
+	*)	echo racerd ;;
+	esac
+}
+
 # url TARGET NAME: the WebSocket URL template of a fresh chat prefix.
 url() {
 	scheme=ws
-	[ "$1" = racerd ] && [ "${RACERD_TLS:-0}" = 1 ] && scheme=wss
-	if [ "$1" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
+	m=$(mode_of "$1")
+	[ "$m" = racerd ] && [ "${RACERD_TLS:-0}" = 1 ] && scheme=wss
+	if [ "$m" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
 		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d?$RACERD_QUERY"
 	else
 		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d"
@@ -263,7 +316,7 @@ w1() {
 	t=$1
 	cpu="--cpu-pids $pids${extra:+ --cpu-pids-extra $extra}"
 	# shellcheck disable=SC2086
-	l=$(lg "$t-w1-tput" --mode "$t" --url "$(url "$t" w1a)" \
+	l=$(lg "$t-w1-tput" --mode "$(mode_of "$t")" --url "$(url "$t" w1a)" \
 	    --clients "$W1_CLIENTS" --inflight "$W1_INFLIGHT" \
 	    --duration "$W1_SECS" --size "$SIZE" $cpu)
 	say "  $t W1 $W1_INFLIGHT in flight: $l"
@@ -272,7 +325,7 @@ w1() {
 	put "$t" w1_us_all "$(field server+extra_us/delivery "$l")"
 	put "$t" w1_clean "$(clean "$l")"
 	put "$t" w1_ccpu "$(field client_cpu "$l")"
-	l=$(lg "$t-w1-lat" --mode "$t" --url "$(url "$t" w1b)" \
+	l=$(lg "$t-w1-lat" --mode "$(mode_of "$t")" --url "$(url "$t" w1b)" \
 	    --clients "$W1_CLIENTS" --inflight 1 --duration "$W1_SECS" \
 	    --size "$SIZE")
 	say "  $t W1 1 in flight: $l"
@@ -280,7 +333,7 @@ w1() {
 	put "$t" w1_p99 "$(field p99_ms "$l")"
 	put "$t" w1_lclean "$(clean "$l")"
 	# The same fan-out at a fixed rate well below either server's limit.
-	l=$(lg "$t-w1-rate" --mode "$t" --url "$(url "$t" w1c)" \
+	l=$(lg "$t-w1-rate" --mode "$(mode_of "$t")" --url "$(url "$t" w1c)" \
 	    --clients "$W1_CLIENTS" --rate "$W1_RATE" --duration "$W1_SECS" \
 	    --size "$SIZE")
 	say "  $t W1 $W1_RATE msg/s: $l"
@@ -295,7 +348,7 @@ w2() {
 	bdps=0
 	for r in $W2_RATES; do
 		name=w2r$(echo "$r" | tr . p)x
-		l=$(lg "$t-w2-$r" --mode "$t" --url "$(url "$t" "$name")" \
+		l=$(lg "$t-w2-$r" --mode "$(mode_of "$t")" --url "$(url "$t" "$name")" \
 		    --clients $((2 * W2_CHATS)) --chats "$W2_CHATS" \
 		    --senders $((2 * W2_CHATS)) --rate "$r" \
 		    --duration "$W2_SECS" --drain 2 --size "$SIZE" \
@@ -321,7 +374,8 @@ w3() {
 	r0=$(rss_kb "$pids")
 	a0=$(rss_kb "$all")
 	# shellcheck disable=SC2086
-	"$T/loadgen" $LG_OPTS --mode "$t" --url "$(url "$t" w3)" --idle \
+	"$T/loadgen" $LG_OPTS --mode "$(mode_of "$t")" \
+	    --url "$(url "$t" w3)" --idle \
 	    --clients "$W3_CLIENTS" --chats "$W3_CHATS" --duration 4 \
 	    --source-ips "$SOURCE_IPS" >"$T/$t-w3.out" 2>"$T/$t-w3.err" &
 	lgpid=$!
@@ -349,7 +403,7 @@ w3() {
 
 w4() {
 	t=$1
-	l=$(lg "$t-w4" --mode "$t" --url "$(url "$t" w4)" --connect-only \
+	l=$(lg "$t-w4" --mode "$(mode_of "$t")" --url "$(url "$t" w4)" --connect-only \
 	    --clients "$W4_CONCURRENCY" --chats 1000 --duration "$W4_SECS" \
 	    --source-ips "$SOURCE_IPS")
 	say "  $t W4: $l"
@@ -384,6 +438,9 @@ for w in $WORKLOADS; do
 	for t in $TARGETS; do
 		case $t in
 		racerd)	start_racerd || { stop_server; continue; } ;;
+		shards[1-9]|shards[1-9][0-9])
+			start_racerd "${t#shards}" ||
+			    { stop_server; continue; } ;;
 		nchan)	start_nchan || { stop_server; continue; } ;;
 		*)	say "run.sh: unknown target $t"; exit 1 ;;
 		esac
@@ -400,14 +457,24 @@ ratio() {
 		printf "%.2f", a / b; else printf "n/a" }'
 }
 
+# The table has a column per target and the ratio of the first to the
+# last (racerd/nchan by default).
+first=${TARGETS%% *}
+last=${TARGETS##* }
 row() {
-	r=$(get racerd "$2")
-	n=$(get nchan "$2")
-	printf '%-46s %12s %12s %8s  %s\n' "$1" "$r" "$n" \
-	    "$(ratio "$r" "$n")" "$3"
+	printf '%-46s' "$1"
+	for t in $TARGETS; do
+		printf ' %12s' "$(get "$t" "$2")"
+	done
+	printf ' %8s  %s\n' "$(ratio "$(get "$first" "$2")" \
+	    "$(get "$last" "$2")")" "$3"
 }
 
-printf '\n%-46s %12s %12s %8s\n' "figure" "racerd" "nchan" "r/n"
+printf '\n%-46s' "figure"
+for t in $TARGETS; do
+	printf ' %12s' "$t"
+done
+printf ' %8s\n' "ratio"
 row "W1 deliveries/s ($W1_CLIENTS clients, $W1_INFLIGHT in flight)" w1_dps \
     "higher is better"
 row "W1 server CPU us/delivery" w1_us "lower is better"

@@ -1,14 +1,15 @@
--- racerd: publish one message into a chat.
+-- racerd: publish messages, of one chat or several, in one call.
 --
--- KEYS[1] seq, KEYS[2] epoch, KEYS[3] log (stream), KEYS[4] dedup (optional)
--- ARGV[1] envelope head, ARGV[2] envelope tail (the envelope is
---         head .. seq .. tail), ARGV[3] a fresh epoch, ARGV[4] history-size,
---         ARGV[5] dedup-window (s), ARGV[6] channel, ARGV[7] now (ms),
---         ARGV[8] history-ttl (ms, 0: none), ARGV[9] "1": hold the
---         channel message back (the caller publishes it after WAIT)
--- Returns {1, seq, epoch} for a new message ({1, seq, epoch, message}
--- when held), or {0, seq, epoch, envelope} (envelope false if trimmed)
--- for an id already seen.
+-- ARGV[1] history-size, ARGV[2] dedup-window (s), ARGV[3] now (ms),
+-- ARGV[4] history-ttl (ms, 0: none), ARGV[5] "1": hold the channel
+-- messages back (the caller publishes them after WAIT); then five per
+-- message: the number of its keys (3, or 4 with a dedup key), envelope
+-- head and tail (the envelope is head .. seq .. tail), a fresh epoch and
+-- the chat's channel.  KEYS are each message's seq, epoch, log (stream)
+-- and, if it has one, dedup key, in the same order.
+-- Returns one answer per message, in order: {1, seq, epoch} for a new
+-- message ({1, seq, epoch, message} when held), or {0, seq, epoch,
+-- envelope} (envelope false if trimmed) for an id already seen.
 --
 -- Stream entries are {m: envelope, t: ms}, with the seq as entry id.  With
 -- a ttl, entries older than it are trimmed (the oldest is looked at every
@@ -16,28 +17,15 @@
 -- (seq, epoch and stream) expires when it is idle that long; without one
 -- the chat's three keys stay, the stream trimmed to history-size.  The
 -- message goes out on the channel as "EPOCH SEQ ENVELOPE".
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('SET', KEYS[2], epoch)
-  redis.call('DEL', KEYS[1], KEYS[3])
-end
-if KEYS[4] then
-  local prev = redis.call('GET', KEYS[4])
-  if prev then
-    local e = redis.call('XRANGE', KEYS[3], prev .. '-0', prev .. '-0')
-    local env = false
-    if e[1] then env = e[1][2][2] end
-    return {0, tonumber(prev), epoch, env}
-  end
-end
-local seq = redis.call('INCR', KEYS[1])
-local ttl = tonumber(ARGV[8])
-if ttl > 0 and seq % 32 == 1 then
-  local cutoff = tonumber(ARGV[7]) - ttl
-  local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
+local size, window, nowstr = ARGV[1], ARGV[2], ARGV[3]
+local now = tonumber(nowstr)
+local ttl, hold = tonumber(ARGV[4]), ARGV[5] == '1'
+
+local function trim(log)
+  local cutoff = now - ttl
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
   if first[1] and tonumber(first[1][2][4] or '0') < cutoff then
-    local old = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1000)
+    local old = redis.call('XRANGE', log, '-', '+', 'COUNT', 1000)
     local keep = nil
     for _, x in ipairs(old) do
       if tonumber(x[2][4] or '0') >= cutoff then keep = x[1] break end
@@ -45,21 +33,54 @@ if ttl > 0 and seq % 32 == 1 then
     if not keep then
       keep = (tonumber(string.match(old[#old][1], '^%d+')) + 1) .. '-0'
     end
-    redis.call('XTRIM', KEYS[3], 'MINID', keep)
+    redis.call('XTRIM', log, 'MINID', keep)
   end
 end
-local env = ARGV[1] .. seq .. ARGV[2]
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'm', env,
-    't', ARGV[7])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-else
-  redis.call('PERSIST', KEYS[2])
+
+-- One message: its keys, head, tail, fresh epoch and channel.
+local function publish(kseq, kepoch, klog, kdedup, head, tail, fresh, ch)
+  local epoch = redis.call('GET', kepoch)
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', kepoch, epoch)
+    redis.call('DEL', kseq, klog)
+  end
+  if kdedup then
+    local prev = redis.call('GET', kdedup)
+    if prev then
+      local e = redis.call('XRANGE', klog, prev .. '-0', prev .. '-0')
+      local env = false
+      if e[1] then env = e[1][2][2] end
+      return {0, tonumber(prev), epoch, env}
+    end
+  end
+  local seq = redis.call('INCR', kseq)
+  if ttl > 0 and seq % 32 == 1 then trim(klog) end
+  local env = head .. seq .. tail
+  redis.call('XADD', klog, 'MAXLEN', size, seq .. '-0', 'm', env,
+      't', nowstr)
+  if ttl > 0 then
+    redis.call('PEXPIRE', kseq, ttl)
+    redis.call('PEXPIRE', kepoch, ttl)
+    redis.call('PEXPIRE', klog, ttl)
+  else
+    redis.call('PERSIST', kepoch)
+  end
+  if kdedup then redis.call('SET', kdedup, seq, 'EX', window) end
+  local msg = epoch .. ' ' .. seq .. ' ' .. env
+  if hold then return {1, seq, epoch, msg} end
+  redis.call('PUBLISH', ch, msg)
+  return {1, seq, epoch}
 end
-if KEYS[4] then redis.call('SET', KEYS[4], seq, 'EX', ARGV[5]) end
-local msg = epoch .. ' ' .. seq .. ' ' .. env
-if ARGV[9] == '1' then return {1, seq, epoch, msg} end
-redis.call('PUBLISH', ARGV[6], msg)
-return {1, seq, epoch}
+
+local out, k, a = {}, 1, 6
+while ARGV[a] do
+  local n = tonumber(ARGV[a])
+  local kdedup = false
+  if n == 4 then kdedup = KEYS[k + 3] end
+  out[#out + 1] = publish(KEYS[k], KEYS[k + 1], KEYS[k + 2], kdedup,
+      ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  k = k + n
+  a = a + 5
+end
+return out
