@@ -14,12 +14,17 @@
 -- Stream entries are {m: envelope, t: ms}, with the seq as entry id.  With
 -- a ttl, entries older than it are trimmed (the oldest is looked at every
 -- 32nd message, which keeps the cost off the common path) and the chat
--- (seq, epoch and stream) expires when it is idle that long; without one
+-- (seq, epoch and stream) expires when it is idle that long (and at most
+-- a 64th longer); without one
 -- the chat's three keys stay, the stream trimmed to history-size.  The
 -- message goes out on the channel as "EPOCH SEQ ENVELOPE".
 local size, window, nowstr = ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(nowstr)
 local ttl, hold = tonumber(ARGV[4]), ARGV[5] == '1'
+-- The chat's keys live from ttl to ttl + slack past its last message:
+-- their expiry is set again only when it is out of that range, one PTTL
+-- per message instead of three PEXPIRE writes (and their AOF records).
+local slack = math.floor(ttl / 64)
 
 local function trim(log)
   local cutoff = now - ttl
@@ -54,23 +59,27 @@ local function publish(kseq, kepoch, klog, kdedup, head, tail, fresh, ch)
       return {0, tonumber(prev), epoch, env}
     end
   end
-  local seq = redis.call('INCR', kseq)
-  if ttl > 0 and seq % 32 == 1 then trim(klog) end
+  local n = redis.call('INCR', kseq)
+  local seq = tostring(n)
+  if ttl > 0 and n % 32 == 1 then trim(klog) end
   local env = head .. seq .. tail
   redis.call('XADD', klog, 'MAXLEN', size, seq .. '-0', 'm', env,
       't', nowstr)
   if ttl > 0 then
-    redis.call('PEXPIRE', kseq, ttl)
-    redis.call('PEXPIRE', kepoch, ttl)
-    redis.call('PEXPIRE', klog, ttl)
+    local left = redis.call('PTTL', klog)
+    if left < ttl or left > ttl + slack then
+      redis.call('PEXPIRE', kseq, ttl + slack)
+      redis.call('PEXPIRE', kepoch, ttl + slack)
+      redis.call('PEXPIRE', klog, ttl + slack)
+    end
   else
     redis.call('PERSIST', kepoch)
   end
   if kdedup then redis.call('SET', kdedup, seq, 'EX', window) end
   local msg = epoch .. ' ' .. seq .. ' ' .. env
-  if hold then return {1, seq, epoch, msg} end
+  if hold then return {1, n, epoch, msg} end
   redis.call('PUBLISH', ch, msg)
-  return {1, seq, epoch}
+  return {1, n, epoch}
 end
 
 local out, k, a = {}, 1, 6

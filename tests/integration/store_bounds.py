@@ -13,6 +13,8 @@
   replay   a resume that missed far more than max-outbound-bytes gets all
            of it, paced, and is not closed 4208
   ttl      every key in the store but the session schedule has an expiry
+  idle     with history-ttl = 3, a chat's keys expire 3 s after its last
+           message, and an idle chat disappears
   full     a full store answers sends with "unavailable"
   bigchat  with presence-events-max = 3, joins and leaves beyond 3 members
            send no presence events; the presence listing has everyone
@@ -262,6 +264,40 @@ async def do_ttl(a):
     await obs.close()
 
 
+async def do_idle(a):
+    """history-ttl = 3 s: a chat's keys expire 3 s (and at most a 64th
+    more) after its last message, move with each message, and the chat
+    is gone completely once idle that long."""
+    ttl = 3000
+    chat = "idle-%d" % time.monotonic_ns()
+    keys = ["racerd:{chat:%s}:%s" % (chat, k) for k in ("seq", "epoch", "log")]
+
+    def pttls():
+        return [int(redis(a, "PTTL", k).strip() or "-3") for k in keys]
+
+    ws, _ = await connect(a.port, chat, user="w")
+    for i in range(2):
+        await ws.send(json.dumps({"type": "msg", "body": "m%d" % i,
+                                  "id": "i%d" % i}))
+        check(await until(ws, lambda f, i=i: is_msg(f, "m%d" % i))
+              is not None, "no echo of m%d" % i)
+    left = pttls()
+    check(all(ttl - 1000 < x <= ttl + ttl // 64 for x in left),
+          "after a message the chat's keys expire in %r ms, not about %d" %
+          (left, ttl))
+    await asyncio.sleep(1.2)
+    await ws.send(json.dumps({"type": "msg", "body": "m2", "id": "i2"}))
+    check(await until(ws, lambda f: is_msg(f, "m2")) is not None,
+          "no echo of m2")
+    left = pttls()
+    check(all(ttl - 300 < x <= ttl + ttl // 64 for x in left),
+          "a message 1.2 s later did not move the expiry: %r ms" % left)
+    await ws.close()
+    await asyncio.sleep((ttl + ttl // 64) / 1000 + 0.5)
+    there = [k for k in keys if redis(a, "EXISTS", k).strip() != "0"]
+    check(not there, "idle past history-ttl, the chat still has %r" % there)
+
+
 async def do_full(a):
     ws, _ = await connect(a.port, "full", user="u")
     redis(a, "CONFIG", "SET", "maxmemory", "1")
@@ -308,7 +344,8 @@ async def do_bigchat(a):
 
 CHECKS = {"longid": do_longid, "dedup": do_dedup, "count": do_count,
           "since": do_since, "ghosts": do_ghosts, "replay": do_replay,
-          "ttl": do_ttl, "full": do_full, "bigchat": do_bigchat}
+          "ttl": do_ttl, "idle": do_idle, "full": do_full,
+          "bigchat": do_bigchat}
 
 
 def main():

@@ -3,7 +3,8 @@
 # chat id chats live; dedup ids cannot collide across users; refused
 # upgrades are not left counted; a ?since= join is a member; aborted
 # connections leave no ghost members; a 50 MB resume is replayed paced,
-# not closed 4208; every store key has an expiry; a full embedded store
+# not closed 4208; every store key has an expiry; a chat idle past
+# history-ttl is gone; a full embedded store
 # answers "unavailable"; the embedded store runs with store-max-memory;
 # presence events stop above presence-events-max.
 # The checks themselves are in store_bounds.py.
@@ -43,6 +44,12 @@ SB_TIMEOUT=120 sb replay --port "$PA" || fail "replay (see above)"
 ok "a 50 MB resume is replayed in full"
 sb ttl --port "$PA" --redis-sock "$REDIS_SOCK" || fail "ttl (see above)"
 ok "every key has an expiry"
+PH=$(free_port)
+write_conf_as "$T/h.conf" "$PH" 1 h "redis = unix:$REDIS_SOCK" \
+    "history-ttl = 3"
+start_racerd "$T/h.conf" "$PH"
+sb idle --port "$PH" --redis-sock "$REDIS_SOCK" || fail "idle (see above)"
+ok "a chat idle past history-ttl is gone"
 
 # The embedded store: its maxmemory, and a full store refuses writes.
 PE=$(free_port)
@@ -55,7 +62,7 @@ sb full --port "$PE" --redis-sock "$ESOCK" || fail "full (see above)"
 ok "the embedded store is bounded and refuses writes when full"
 
 if [ "$FAILS" -ne 0 ]; then
-	for n in a c g e; do
+	for n in a c g h e; do
 		echo "--- $NAME: racerd-$n.log (last 15 lines)"
 		tail -n 15 "$T/racerd-$n.log" 2>/dev/null
 	done
