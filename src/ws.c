@@ -230,6 +230,7 @@ ws_msg_cb(wslay_event_context_ptr ctx,
 
 	switch (arg->opcode) {
 	case WSLAY_TEXT_FRAME:
+		c->ws_recent = 1;	/* a pong does not count */
 		if (c->state == CONN_WS && !c->ws_closing)
 			ws_text(c, arg->msg, arg->msg_length);
 		break;
@@ -277,13 +278,17 @@ ws_ctx(struct conn *c)
 }
 
 /*
- * Let go of the wslay context between messages: nothing half-received,
- * nothing queued, not closing.
+ * Let go of the wslay context of a connection that has gone quiet (no
+ * message since the last ping: a pong does not count) and is between
+ * messages: nothing half-received, nothing queued, not closing.  A
+ * connection that keeps sending keeps its context rather than make and
+ * free one for every message.
  */
 static void
 ws_ctx_idle(struct conn *c)
 {
-	if (c->ws == NULL || c->state != CONN_WS || c->ws_closing ||
+	if (c->ws == NULL || c->ws_recent || c->state != CONN_WS ||
+	    c->ws_closing ||
 	    c->trk_hlen != 0 || c->trk_left != 0 || c->trk_in_msg ||
 	    wslay_event_want_write(c->ws) ||
 	    !wslay_event_get_read_enabled(c->ws) ||
@@ -475,6 +480,7 @@ ws_timeout(struct conn *c)
 	}
 	memset(&ping, 0, sizeof ping);
 	ping.opcode = WSLAY_PING;
+	c->ws_recent = 0;	/* quiet: its context goes once the ping is out */
 	if (ws_ctx(c) != 0 || wslay_event_queue_msg(c->ws, &ping) != 0) {
 		conn_close(c);
 		return;
