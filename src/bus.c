@@ -986,19 +986,44 @@ bus_call_u64(struct bus_call *call, uint64_t v)
 	bus_call_argf(call, "%llu", (unsigned long long)v);
 }
 
+/*
+ * Append racerd:{chat:CHAT}, followed by :SUFFIX unless suffix is NULL.
+ * Built by hand: every message costs several of these.
+ */
+static void
+bus_call_name(struct bus_call *call, const char *chat, size_t len,
+    const char *suffix)
+{
+	size_t	 plen = sizeof BUS_PREFIX - 1, slen, n;
+	char	*s;
+
+	slen = suffix != NULL ? strlen(suffix) + 1 : 0;
+	n = plen + len + 1 + slen;
+	s = xmalloc(n + 1);
+	memcpy(s, BUS_PREFIX, plen);
+	memcpy(s + plen, chat, len);
+	s[plen + len] = '}';
+	if (suffix != NULL) {
+		s[plen + len + 1] = ':';
+		memcpy(s + plen + len + 2, suffix, slen - 1);
+	}
+	s[n] = '\0';
+	bus_call_arg_own(call, s, n);
+}
+
 /* Append the key racerd:{chat:CHAT}:SUFFIX. */
 static void
 bus_call_key(struct bus_call *call, const char *chat, size_t len,
     const char *suffix)
 {
-	bus_call_argf(call, BUS_PREFIX "%.*s}:%s", (int)len, chat, suffix);
+	bus_call_name(call, chat, len, suffix);
 }
 
 /* Append a chat's channel. */
 static void
 bus_call_channel(struct bus_call *call, const char *chat, size_t len)
 {
-	bus_call_argf(call, BUS_PREFIX "%.*s}", (int)len, chat);
+	bus_call_name(call, chat, len, NULL);
 }
 
 /* Append a fresh random epoch (16 hex digits). */

@@ -105,6 +105,63 @@ proto_buf_pack(struct proto_buf *b, const char *fmt, ...)
 	return (0);
 }
 
+/*
+ * Append s (len bytes) as a JSON string, escaped as jansson does with
+ * PROTO_DUMP_FLAGS: '"', '\\' and control characters only, UTF-8 kept.
+ * The hot path (every message's tail) need not build a json_t for it.
+ * Returns 0, or -1 if s is NULL or not UTF-8.
+ */
+static int
+proto_buf_string(struct proto_buf *b, const char *s, size_t len)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	const uint8_t		*p = (const uint8_t *)s;
+	size_t			 i, run;
+	char			 esc[6];
+
+	if (s == NULL || !proto_utf8_valid(s, len))
+		return (-1);
+	proto_buf_add(b, "\"", 1);
+	for (i = run = 0; i < len; i++) {
+		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
+			continue;
+		proto_buf_add(b, s + run, i - run);
+		run = i + 1;
+		esc[0] = '\\';
+		switch (p[i]) {
+		case '"':
+		case '\\':
+			esc[1] = p[i];
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[p[i] >> 4];
+			esc[5] = hex[p[i] & 0xf];
+			proto_buf_add(b, esc, 6);
+			continue;
+		}
+		proto_buf_add(b, esc, 2);
+	}
+	proto_buf_add(b, s + run, len - run);
+	proto_buf_add(b, "\"", 1);
+	return (0);
+}
+
 static char *
 proto_buf_finish(struct proto_buf *b)
 {
@@ -418,23 +475,26 @@ proto_msg_tail(const char *id, const char *from, uint64_t ts,
 	int			 n;
 
 	memset(&b, 0, sizeof b);
-	if (body == NULL)
+	if (body == NULL || from == NULL)
 		return (NULL);
-	if (proto_buf_pack(&b, "{s:s?, s:s}", "id", id, "from", from) != 0)
-		return (NULL);
-	RD_ASSERT(b.len >= 2 && b.data[0] == '{' && b.data[b.len - 1] == '}');
-	b.data[0] = ',';
-	b.len--;
-
+	proto_buf_add(&b, ",\"id\":", 6);
+	if (id == NULL)
+		proto_buf_add(&b, "null", 4);
+	else if (proto_buf_string(&b, id, strlen(id)) != 0)
+		goto fail;
+	proto_buf_add(&b, ",\"from\":", 8);
+	if (proto_buf_string(&b, from, strlen(from)) != 0)
+		goto fail;
 	n = snprintf(tmp, sizeof tmp, ",\"ts\":%" PRIu64 ",\"body\":", ts);
 	RD_ASSERT(n > 0 && (size_t)n < sizeof tmp);
 	proto_buf_add(&b, tmp, n);
-	if (proto_buf_pack(&b, "s%", body, body_len) != 0) {
-		free(b.data);
-		return (NULL);
-	}
+	if (proto_buf_string(&b, body, body_len) != 0)
+		goto fail;
 	proto_buf_add(&b, "}", 1);
 	return (proto_buf_finish(&b));
+fail:
+	free(b.data);
+	return (NULL);
 }
 
 /*
