@@ -157,11 +157,11 @@ start_racerd() {
 		done
 		i=0
 		while [ "$i" -lt "$1" ]; do
-			w=0
+			tries=0
 			until [ "$(redis-cli -s "$d/shard$i/sock" ping \
 			    2>/dev/null)" = PONG ]; do
-				w=$((w + 1))
-				[ $w -lt 50 ] || {
+				tries=$((tries + 1))
+				[ $tries -lt 50 ] || {
 					say "run.sh: redis-server did not start"
 					return 1
 				}
