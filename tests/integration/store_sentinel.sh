@@ -4,8 +4,10 @@
 # through sentinel://.  A client chats under load, the primary is killed
 # with -9; after the failover the client goes on (resending unacknowledged
 # messages with their ids) and every message acknowledged before and after
-# is in history exactly once.  Run with store-sync-replicas = 1, so that
-# no acknowledged message can be lost with the old primary.
+# is in history exactly once on racerd a (store-sync-replicas = 1, so
+# that no acknowledged message can be lost with the old primary).  racerd
+# b (store-sync-replicas = 0) chats through the same failover: nothing
+# twice, and what asynchronous replication lost is counted.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_clients
 need redis-cli
@@ -61,17 +63,36 @@ until [ "$(redis-cli -p "$SP" SENTINEL sentinels m 2>/dev/null |
 done
 ok "a primary, two replicas, three sentinels"
 
-port=$(free_port)
-write_conf "$T/racerd.conf" "$port" 2 "redis = sentinel://$sents/m" \
+# a waits for a replica before acknowledging (store-sync-replicas = 1),
+# b does not; both chat through the same failover.
+pa=$(free_port)
+pb=$(free_port)
+write_conf_as "$T/a.conf" "$pa" 2 a "redis = sentinel://$sents/m" \
     "store-sync-replicas = 1"
-start_racerd "$T/racerd.conf" "$port"
-grep -q "the primary of m is 127.0.0.1:$RP" "$T/racerd.log" ||
+write_conf_as "$T/b.conf" "$pb" 2 b "redis = sentinel://$sents/m"
+start_racerd "$T/a.conf" "$pa"
+start_racerd "$T/b.conf" "$pb"
+grep -q "the primary of m is 127.0.0.1:$RP" "$T/racerd-a.log" ||
     fail "racerd did not log the primary the sentinels named"
 
-timeout -k 3 90 $PY "$top_srcdir/tests/integration/failoverclient.py" \
-    --port "$port" --primary "$PRIMARY" --before 30 --after 30 ||
-    fail "chat through a failover (see above)"
-grep "the primary of m is" "$T/racerd.log" | tail -n 1 |
+FO="$top_srcdir/tests/integration/failoverclient.py"
+timeout -k 3 90 $PY "$FO" --port "$pb" --flag "$T/killed" --may-lose \
+    --name "store-sync-replicas = 0" --after 30 >"$T/b.out" 2>&1 &
+BCLIENT=$!
+PIDS="$PIDS $BCLIENT"
+timeout -k 3 90 $PY "$FO" --port "$pa" --primary "$PRIMARY" \
+    --flag "$T/killed" --before 30 --after 30 ||
+    fail "chat through a failover, store-sync-replicas = 1 (see above)"
+wait "$BCLIENT" || fail "chat through a failover, store-sync-replicas = 0"
+cat "$T/b.out"
+grep "the primary of m is" "$T/racerd-a.log" | tail -n 1 |
     sed 's/^/  racerd: /'
 ok "after the failover every acknowledged message is in history once"
+ok "store-sync-replicas = 0: no message twice; what was lost is counted"
+if [ "$FAILS" -ne 0 ]; then
+	for n in a b; do
+		echo "--- $NAME: racerd-$n.log (last 30 lines)"
+		tail -n 30 "$T/racerd-$n.log" 2>/dev/null
+	done
+fi
 finish
