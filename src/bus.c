@@ -57,6 +57,7 @@
 #define BUS_BACKOFF_MIN_MS	100
 #define BUS_BACKOFF_MAX_MS	5000
 #define BUS_BACKOFF_SENTINEL_MS	1000	/* the most, following a sentinel */
+#define BUS_WATCH_RETRY_MS	1000	/* a lost +switch-master watch */
 #define BUS_RANGE_COUNT		1000	/* entries per history read */
 #define BUS_SLACK_MS		300000	/* records outlive deadlines by */
 #define BUS_EMPTY_TTL_MS	86400000	/* a chat never written to */
@@ -113,6 +114,22 @@ static const struct {
 	[BUS_RENEW] =	{ "renew.lua", bus_lua_renew },
 };
 
+/* A message waiting in a batch, and a batch (see bus_publish). */
+struct bus_pub {
+	bus_sent_cb	*cb;
+	void		*arg;
+	char		*chat;
+};
+
+struct bus_batch {
+	struct bus_batch *next;		/* full ones wait in order */
+	struct bus_call	*keys;		/* KEYS, in message order */
+	struct bus_call	*args;		/* five ARGV per message */
+	struct bus_pub	*pubs;
+	u_int		 n;
+	u_int		 size;
+};
+
 /*
  * One store of the shards the redis option names.  A chat lives on the
  * shard that bus_shard_hash picks for its id; each shard has its own
@@ -138,7 +155,12 @@ struct bus_shard {
 	uint64_t		 sub_seen;	/* last message on sub */
 	char			 why[512];	/* bus_is_up's answer */
 	struct bus_batch	*batch;		/* publishes of this loop turn */
-	struct event		*flush;		/* sends the batch */
+	struct bus_batch	*full;		/* full batches, oldest first */
+	struct bus_batch	**full_tail;
+	struct event		*flush;		/* sends the batches */
+	redisAsyncContext	*watch;		/* +switch-master of a sentinel */
+	struct event		*watch_retry;
+	int			 watch_next;	/* the sentinel to watch next */
 };
 
 static struct {
@@ -158,6 +180,7 @@ static void	bus_connect(struct bus_link *);
 static void	bus_on_sub(redisAsyncContext *, void *, void *);
 static void	bus_on_flush(evutil_socket_t, short, void *);
 static void	bus_batch_fail(struct bus_batch *);
+static struct bus_batch *bus_batch_take(struct bus_shard *);
 static char	*bus_open(const char *, size_t, const char **, size_t *);
 
 static void
@@ -584,6 +607,115 @@ bus_ask_sentinel(struct bus_link *l)
 	}
 }
 
+/*
+ * The +switch-master watch: one connection per shard to one of its
+ * sentinels, subscribed to +switch-master.  When the sentinels announce a
+ * new primary for our master, both links are made again at once (they ask
+ * the sentinels where to go); without the watch a failover is still
+ * followed, but only when a link breaks or a write is refused.
+ */
+static void	bus_watch(struct bus_shard *);
+
+static void
+bus_watch_later(struct bus_shard *sh)
+{
+	struct timeval	 tv = { BUS_WATCH_RETRY_MS / 1000,
+	    (BUS_WATCH_RETRY_MS % 1000) * 1000 };
+
+	sh->watch = NULL;
+	if (bus.closing || sh->watch_retry == NULL)
+		return;
+	sh->watch_next = (sh->watch_next + 1) % sh->nsentinels;
+	evtimer_add(sh->watch_retry, &tv);
+}
+
+static void
+bus_on_watch_connect(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		bus_watch_later(ac->data);	/* hiredis frees ac */
+}
+
+static void
+bus_on_watch_disconnect(const redisAsyncContext *ac, __unused int status)
+{
+	if (!bus.closing)
+		bus_watch_later(ac->data);
+}
+
+/* Drop a link so that it asks the sentinels again now. */
+static void
+bus_relink(struct bus_link *l)
+{
+	if (l->ac != NULL) {
+		bus_down(l, "the sentinels named a new primary");
+		redisAsyncFree(l->ac);	/* runs bus_on_disconnect */
+	} else
+		bus_retry_now(l);
+	l->backoff = 0;
+}
+
+/* "+switch-master NAME OLD-IP OLD-PORT NEW-IP NEW-PORT" */
+static void
+bus_on_switch(redisAsyncContext *ac, void *r, __unused void *arg)
+{
+	redisReply		*reply = r;
+	struct bus_shard	*sh = ac->data;
+	char			 name[128], oldh[256], newh[256];
+	int			 oldp, newp;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != 3 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(reply->element[0]->str, "message") != 0 ||
+	    reply->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	if (sscanf(reply->element[2]->str, "%127s %255s %d %255s %d", name,
+	    oldh, &oldp, newh, &newp) != 5 || strcmp(name, sh->master) != 0 ||
+	    newp <= 0 || newp > 65535)
+		return;
+	if (strcmp(newh, sh->host) == 0 && newp == sh->port)
+		return;
+	log_warnx("store %sthe sentinels switched %s from %s:%d to %s:%d; "
+	    "reconnecting", sh->label, name, oldh, oldp, newh, newp);
+	snprintf(sh->host, sizeof sh->host, "%s", newh);
+	sh->port = newp;
+	bus_relink(&sh->cmd);
+	bus_relink(&sh->sub);
+}
+
+static void
+bus_watch(struct bus_shard *sh)
+{
+	redisAsyncContext	*ac;
+
+	ac = redisAsyncConnect(sh->sentinel_host[sh->watch_next],
+	    sh->sentinel_port[sh->watch_next]);
+	if (ac == NULL || ac->err ||
+	    redisLibeventAttach(ac, bus.base) != REDIS_OK) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		bus_watch_later(sh);
+		return;
+	}
+	ac->data = sh;
+	redisAsyncSetConnectCallback(ac, bus_on_watch_connect);
+	redisAsyncSetDisconnectCallback(ac, bus_on_watch_disconnect);
+	sh->watch = ac;
+	if (redisAsyncCommand(ac, bus_on_switch, NULL,
+	    "SUBSCRIBE +switch-master") != REDIS_OK) {
+		redisAsyncFree(ac);	/* not connected: no callback */
+		bus_watch_later(sh);
+	}
+}
+
+static void
+bus_on_watch_retry(__unused evutil_socket_t fd, __unused short events,
+    void *arg)
+{
+	bus_watch(arg);
+}
+
 static void
 bus_connect(struct bus_link *l)
 {
@@ -655,6 +787,7 @@ bus_shard_init(struct bus_shard *sh, const char *host)
 	snprintf(sh->probe_ch, sizeof sh->probe_ch, "racerd:probe:%s:%ld:%u",
 	    host, (long)getpid(), sh->idx);
 	sh->cmd.shard = sh->sub.shard = sh;
+	sh->full_tail = &sh->full;
 	sh->cmd.what = "cmd";
 	sh->sub.what = "sub";
 	snprintf(sh->cmd.why, sizeof sh->cmd.why, "connecting");
@@ -669,6 +802,12 @@ bus_shard_init(struct bus_shard *sh, const char *host)
 	if (evtimer_add(sh->cmd.retry, &now) != 0 ||
 	    evtimer_add(sh->sub.retry, &now) != 0)
 		return (-1);
+	if (sh->nsentinels > 0) {
+		sh->watch_retry = evtimer_new(bus.base, bus_on_watch_retry, sh);
+		if (sh->watch_retry == NULL ||
+		    evtimer_add(sh->watch_retry, &now) != 0)
+			return (-1);
+	}
 	return (0);
 }
 
@@ -719,6 +858,7 @@ void
 bus_shutdown(void)
 {
 	struct bus_shard	*sh;
+	struct bus_batch	*b, *next;
 	u_int			 i;
 
 	bus.closing = 1;
@@ -727,9 +867,16 @@ bus_shutdown(void)
 	bus.probe = NULL;
 	for (i = 0; i < bus.nshards; i++) {
 		sh = &bus.shards[i];
-		if (sh->batch != NULL)
-			bus_batch_fail(sh->batch);
-		sh->batch = NULL;
+		for (b = bus_batch_take(sh); b != NULL; b = next) {
+			next = b->next;
+			bus_batch_fail(b);
+		}
+		if (sh->watch != NULL)
+			redisAsyncFree(sh->watch);
+		sh->watch = NULL;
+		if (sh->watch_retry != NULL)
+			event_free(sh->watch_retry);
+		sh->watch_retry = NULL;
 		if (sh->flush != NULL)
 			event_free(sh->flush);
 		sh->flush = NULL;
@@ -1591,20 +1738,6 @@ bus_hold(struct bus_shard *sh, const char *chat, bus_sent_cb *cb, void *arg,
  * handled (or when BUS_BATCH_MAX messages wait): one script run and one
  * reply for many messages instead of one each.
  */
-struct bus_pub {
-	bus_sent_cb	*cb;
-	void		*arg;
-	char		*chat;
-};
-
-struct bus_batch {
-	struct bus_call	*keys;		/* KEYS, in message order */
-	struct bus_call	*args;		/* five ARGV per message */
-	struct bus_pub	*pubs;
-	u_int		 n;
-	u_int		 size;
-};
-
 static void
 bus_batch_free(struct bus_batch *b)
 {
@@ -1641,6 +1774,10 @@ bus_done_pub(struct bus_shard *sh, struct bus_pub *p, const redisReply *r)
 
 	if (bus_decode_sent(r, &sent) != 0) {
 		wk.counters->store_errors++;
+		if (bus_is(r, REDIS_REPLY_ARRAY) && r->elements == 2 &&
+		    bus_is(r->element[1], REDIS_REPLY_STRING))
+			log_warnx("store %schat %s: a message was refused: %s",
+			    sh->label, p->chat, r->element[1]->str);
 		p->cb(NULL, p->arg);
 		return;
 	}
@@ -1683,17 +1820,13 @@ bus_call_take(struct bus_call *dst, struct bus_call *src)
 	src->argc = 0;
 }
 
-/* Send the shard's batch as one call. */
+/* Send one batch as one call. */
 static void
-bus_batch_send(struct bus_shard *sh)
+bus_batch_send(struct bus_shard *sh, struct bus_batch *b)
 {
-	struct bus_batch	*b = sh->batch;
 	struct bus_call		*call;
 	u_int			 n;
 
-	if (b == NULL)
-		return;
-	sh->batch = NULL;
 	call = bus_script_call(BUS_PUBLISH, bus_done_batch, b);
 	bus_call_u64(call, b->keys->argc);
 	bus_call_take(call, b->keys);
@@ -1709,17 +1842,40 @@ bus_batch_send(struct bus_shard *sh)
 	n = b->n;
 	if (bus_call_send(sh, call) != 0) {
 		bus_batch_fail(b);
-		if (bus.pending == 0)
-			worker_store_idle();
 		return;
 	}
 	bus.pending -= n;	/* now one call */
 }
 
+/* Take a shard's batches (full ones first) off it. */
+static struct bus_batch *
+bus_batch_take(struct bus_shard *sh)
+{
+	struct bus_batch	*list;
+
+	if (sh->batch != NULL) {
+		*sh->full_tail = sh->batch;
+		sh->batch = NULL;
+	}
+	list = sh->full;
+	sh->full = NULL;
+	sh->full_tail = &sh->full;
+	return (list);
+}
+
+/* After the loop turn: send what the shard was given, in order. */
 static void
 bus_on_flush(__unused evutil_socket_t fd, __unused short events, void *arg)
 {
-	bus_batch_send(arg);
+	struct bus_shard	*sh = arg;
+	struct bus_batch	*b, *next;
+
+	for (b = bus_batch_take(sh); b != NULL; b = next) {
+		next = b->next;
+		bus_batch_send(sh, b);
+	}
+	if (bus.pending == 0)
+		worker_store_idle();
 }
 
 static void
@@ -1856,7 +2012,7 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 	struct bus_pub		*p;
 	char			*dedup, *sealed;
 
-	if (sh->cmd.ac == NULL || !sh->cmd.up)
+	if (bus.closing || sh->cmd.ac == NULL || !sh->cmd.up)
 		return (-1);
 	if ((b = sh->batch) == NULL) {
 		b = sh->batch = xcalloc(1, sizeof *b);
@@ -1894,8 +2050,12 @@ bus_publish(const char *chat, size_t len, const char *head, const char *tail,
 		bus_call_str(b->args, tail);
 	bus_call_epoch(b->args);
 	bus_call_channel(b->args, chat, len);
-	if (b->n == BUS_BATCH_MAX)
-		bus_batch_send(sh);
+	if (b->n == BUS_BATCH_MAX) {
+		/* Full: it goes first when the turn ends, never from here. */
+		*sh->full_tail = b;
+		sh->full_tail = &b->next;
+		sh->batch = NULL;
+	}
 	return (0);
 }
 

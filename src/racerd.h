@@ -240,7 +240,7 @@ struct conn {
 	int			 stalled;	/* ticks without progress */
 	int			 counted;	/* in the registry's count */
 	int			 pinged;
-	int			 ws_recent;	/* read since the last ping */
+	uint64_t		 ws_msg_at;	/* last message read, mono ms */
 	int			 history_busy;	/* a history read in flight */
 	char			 user[CONN_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];

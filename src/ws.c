@@ -230,7 +230,7 @@ ws_msg_cb(wslay_event_context_ptr ctx,
 
 	switch (arg->opcode) {
 	case WSLAY_TEXT_FRAME:
-		c->ws_recent = 1;	/* a pong does not count */
+		c->ws_msg_at = util_mono_ms();	/* a pong does not count */
 		if (c->state == CONN_WS && !c->ws_closing)
 			ws_text(c, arg->msg, arg->msg_length);
 		break;
@@ -279,20 +279,21 @@ ws_ctx(struct conn *c)
 
 /*
  * Let go of the wslay context of a connection that has gone quiet (no
- * message since the last ping: a pong does not count) and is between
- * messages: nothing half-received, nothing queued, not closing.  A
- * connection that keeps sending keeps its context rather than make and
- * free one for every message.
+ * message for ping-interval; pings and pongs do not count, and are what
+ * bring it here then) and is between messages: nothing half-received,
+ * nothing queued, not closing.  A connection that keeps sending keeps its
+ * context rather than make and free one for every message.
  */
 static void
 ws_ctx_idle(struct conn *c)
 {
-	if (c->ws == NULL || c->ws_recent || c->state != CONN_WS ||
-	    c->ws_closing ||
+	if (c->ws == NULL || c->state != CONN_WS || c->ws_closing ||
 	    c->trk_hlen != 0 || c->trk_left != 0 || c->trk_in_msg ||
 	    wslay_event_want_write(c->ws) ||
 	    !wslay_event_get_read_enabled(c->ws) ||
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
+	    (c->ws_msg_at != 0 && util_mono_ms() - c->ws_msg_at <
+	    (uint64_t)wk.cfg->ping_interval * 1000))
 		return;
 	wslay_event_context_free(c->ws);
 	c->ws = NULL;
@@ -480,7 +481,6 @@ ws_timeout(struct conn *c)
 	}
 	memset(&ping, 0, sizeof ping);
 	ping.opcode = WSLAY_PING;
-	c->ws_recent = 0;	/* quiet: its context goes once the ping is out */
 	if (ws_ctx(c) != 0 || wslay_event_queue_msg(c->ws, &ping) != 0) {
 		conn_close(c);
 		return;

@@ -9,7 +9,8 @@
 -- and, if it has one, dedup key, in the same order.
 -- Returns one answer per message, in order: {1, seq, epoch} for a new
 -- message ({1, seq, epoch, message} when held), or {0, seq, epoch,
--- envelope} (envelope false if trimmed) for an id already seen.
+-- envelope} (envelope false if trimmed) for an id already seen, or
+-- {-1, error} for a message the store refused.
 --
 -- Stream entries are {m: envelope, t: ms}, with the seq as entry id.  With
 -- a ttl, entries older than it are trimmed (the oldest is looked at every
@@ -87,8 +88,15 @@ while ARGV[a] do
   local n = tonumber(ARGV[a])
   local kdedup = false
   if n == 4 then kdedup = KEYS[k + 3] end
-  out[#out + 1] = publish(KEYS[k], KEYS[k + 1], KEYS[k + 2], kdedup,
+  -- A message that fails fails alone: the ones before it are written
+  -- (a script is not rolled back) and must not be refused.
+  local ok, r = pcall(publish, KEYS[k], KEYS[k + 1], KEYS[k + 2], kdedup,
       ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  if not ok then
+    if type(r) == 'table' then r = r.err or 'error' end
+    r = {-1, tostring(r)}
+  end
+  out[#out + 1] = r
   k = k + n
   a = a + 5
 end

@@ -4,7 +4,9 @@
 writes its 100 messages in one write.  Every member must see its chat's
 100 messages once, with seqs 1..100 in order, history must hold them, and
 the store must have run publish.lua far fewer times than there were
-messages (one call carries what a loop turn received).
+messages (one call carries what a loop turn received).  Then a message
+that the store refuses fails alone: the others of its call are
+acknowledged.
 
 Every check that fails prints one "FAIL: ..." line; the exit status is 0
 only if nothing failed.  Every wait is bounded.
@@ -74,6 +76,36 @@ async def run(a):
         check([x.get("id") for x in env] == ["b%d-%d" % (i, k)
                                              for k in range(N)],
               "chat %d: history holds %d of %d" % (i, len(env), N))
+    # A message the store refuses fails alone: with chat 0's seq set back
+    # to 98, the XADDs of 99 and 100 are refused (the stream has them) and
+    # 101 and 102, in the same call, go through.
+    subprocess.run(["redis-cli", "-s", a.redis, "SET",
+                    "racerd:{chat:%s}:seq" % chats[0], "98"],
+                   capture_output=True, timeout=10)
+    k = len(members[0].msgs)
+    senders[0].send(b"".join(
+        frame(1, json.dumps({"type": "msg", "id": "x-%d" % j,
+                             "body": "again %d" % j})) for j in range(4)))
+    errors, echoes = [], []
+    try:
+        while len(errors) + len(echoes) < 4:
+            _, _, op, data = senders[0].read_frame(10)
+            f = json.loads(data) if op == 1 else {}
+            if not str(f.get("id", "")).startswith("x-"):
+                continue        # the burst's echoes, unread until now
+            if f.get("type") == "error":
+                errors.append(f.get("id"))
+            elif f.get("type") == "msg":
+                echoes.append((f.get("id"), f.get("seq")))
+    except Exception as e:  # noqa: BLE001
+        check(False, "reading the sender's answers: %r" % e)
+    check(errors == ["x-0", "x-1"], "refused: %r, not x-0 and x-1" % errors)
+    check(echoes == [("x-2", 101), ("x-3", 102)],
+          "acknowledged: %r, not x-2 and x-3 as 101 and 102" % echoes)
+    check(await members[0].wait_msgs(k + 2, 10), "the member got %d of 2" %
+          (len(members[0].msgs) - k))
+    note("in one call, 2 messages refused by the store and 2 accepted: "
+         "refused %r, acknowledged %r" % (errors, echoes))
     for r in senders:
         r.close()
     for m in members:

@@ -89,6 +89,35 @@ grep "the primary of m is" "$T/racerd-a.log" | tail -n 1 |
     sed 's/^/  racerd: /'
 ok "after the failover every acknowledged message is in history once"
 ok "store-sync-replicas = 0: no message twice; what was lost is counted"
+
+# A failover that breaks nothing (SENTINEL FAILOVER): the old primary
+# lives on as a replica, so only +switch-master tells racerd to move.
+i=0
+until [ "$(redis-cli -p "$SP" SENTINEL FAILOVER m 2>&1)" = OK ]; do
+	i=$((i + 1))
+	[ "$i" -ge 200 ] && { fail "SENTINEL FAILOVER was refused"; break; }
+	sleep 0.1
+done
+i=0
+until grep -q "the sentinels switched m from" "$T/racerd-a.log"; do
+	i=$((i + 1))
+	[ "$i" -ge 200 ] && { fail "racerd did not follow +switch-master"; break; }
+	sleep 0.1
+done
+NEW=$(redis-cli -p "$SP" SENTINEL get-master-addr-by-name m | tail -n 1)
+i=0
+until [ "$(redis-cli -p "$NEW" CLIENT LIST |
+    grep -c "name=racerd:${INSTANCE}a:w")" -ge 4 ]; do
+	i=$((i + 1))
+	[ "$i" -ge 100 ] && {
+		fail "racerd's links are not on the new primary (port $NEW)"
+		break
+	}
+	sleep 0.1
+done
+grep "the sentinels switched m from" "$T/racerd-a.log" | tail -n 1 |
+    sed 's/^/  racerd: /'
+ok "+switch-master: both links of every worker move to the new primary"
 if [ "$FAILS" -ne 0 ]; then
 	for n in a b; do
 		echo "--- $NAME: racerd-$n.log (last 30 lines)"
