@@ -19,7 +19,7 @@ PKGS="build-essential autoconf automake pkg-config libevent-dev libwslay-dev
 libhiredis-dev libsodium-dev check libjansson-dev libinih-dev nettle-dev
 libhttp-parser-dev libssl-dev openssl redis-server mandoc curl python3
 python3-websockets python3-nacl procps nodejs chromium chromium-driver
-python3-selenium systemd nginx-light"
+python3-selenium systemd nginx-light iproute2 util-linux"
 # Only the fuzzing step needs clang (and its libFuzzer runtime).
 FUZZ_PKGS="clang libclang-rt-dev"
 

@@ -646,8 +646,9 @@ auth_enabled(void)
 }
 
 /*
- * With auth = none, warn once if the listening socket fd takes more than
- * loopback connections: anyone who reaches it reads any chat.
+ * With auth = none, warn (once, for listen and tls-listen together) if
+ * the listening socket fd takes more than loopback connections: anyone
+ * who reaches it reads any chat.
  */
 void
 auth_check_listen(int fd)
@@ -657,8 +658,10 @@ auth_check_listen(int fd)
 	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
 	socklen_t		 len = sizeof ss;
 	const uint8_t		*a;
+	static int		 warned;
 
-	if (auth.on || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+	if (auth.on || warned ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
 		return;
 	if (ss.ss_family == AF_INET &&
 	    (ntohl(sin->sin_addr.s_addr) >> 24) == 127)
@@ -671,6 +674,7 @@ auth_check_listen(int fd)
 	}
 	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
 		return;
+	warned = 1;
 	log_warnx("auth = none on a non-loopback address: anyone who can "
 	    "connect reads every chat and speaks as any user");
 }
