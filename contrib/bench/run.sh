@@ -8,6 +8,8 @@
 #   RACERD=/path/to/racerd sh contrib/bench/run.sh
 #   TARGETS="shards1 shards2" WORKLOADS=w2 sh contrib/bench/run.sh
 #                                           one store against two shards
+#   RACERD_QUERY=user=bench TARGETS="racerd hs256 eddsa" WORKLOADS=w4 \
+#       sh contrib/bench/run.sh             auth = none against tokens
 #
 # Every server runs on 127.0.0.1 on a free port, with private files in a
 # temporary directory, and is restarted for each workload.  Only processes
@@ -26,6 +28,7 @@ fi
 : "${TARGETS:=racerd nchan}"		# servers to measure
 : "${WORKLOADS:=w1 w2 w3 w4}"
 : "${RACERD:=$top/build/racerd}"	# the racerd binary
+: "${RACERCTL:=$(dirname "$RACERD")/racerctl}"	# for hs256 and eddsa
 # Measure throughput, not the per-connection rate limit (set it empty for
 # a racerd that predates max-message-rate).
 : "${RACERD_CONF_EXTRA=max-message-rate = 0}"
@@ -129,9 +132,10 @@ start_nchan() {
 	extra=
 }
 
-# start_racerd [N]: with its embedded store, or on N redis-servers of its
-# own (shards; each persisted as the embedded store is, appendfsync
-# everysec), started here.
+# start_racerd [N [AUTH]]: with its embedded store, or on N redis-servers
+# of its own (shards; each persisted as the embedded store is, appendfsync
+# everysec), started here; with AUTH (hs256 or eddsa), auth = token and a
+# key made by racerctl, its clients user "bench" with a token.
 start_racerd() {
 	[ -x "$RACERD" ] || { say "run.sh: no racerd at $RACERD"; return 1; }
 	port=$(free_port)
@@ -196,6 +200,29 @@ redis = $store
 EOF
 	[ -n "${RACERD_CONF_EXTRA:-}" ] &&
 	    printf '%s\n' "$RACERD_CONF_EXTRA" >>"$d/racerd.conf"
+	token=
+	case ${2:-} in
+	hs256)
+		"$RACERCTL" keygen hmac --kid b >"$d/auth.keys" &&
+		    token=$("$RACERCTL" token --key-file "$d/auth.keys" \
+		    --kid b --sub bench --chats '*' --ttl 1d) || {
+			say "run.sh: racerctl ($RACERCTL) failed"
+			return 1
+		}
+		printf 'auth = token\nauth-hmac-key-file = %s\n' \
+		    "$d/auth.keys" >>"$d/racerd.conf" ;;
+	eddsa)
+		"$RACERCTL" keygen ed25519 --kid b --out "$d/auth.private" \
+		    >"$d/auth.keys" 2>/dev/null &&
+		    token=$("$RACERCTL" token --key-file "$d/auth.private" \
+		    --kid b --sub bench --chats '*' --ttl 1d) || {
+			say "run.sh: racerctl ($RACERCTL) failed"
+			return 1
+		}
+		printf 'auth = token\nauth-ed25519-key-file = %s\n' \
+		    "$d/auth.keys" >>"$d/racerd.conf" ;;
+	esac
+	chmod 600 "$d"/auth.* 2>/dev/null
 	"$RACERD" -f -c "$d/racerd.conf" >"$d/stderr" 2>&1 &
 	current=$!
 	started="$started $current"
@@ -268,7 +295,9 @@ url() {
 	scheme=ws
 	m=$(mode_of "$1")
 	[ "$m" = racerd ] && [ "${RACERD_TLS:-0}" = 1 ] && scheme=wss
-	if [ "$m" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
+	if [ "$m" = racerd ] && [ -n "${token:-}" ]; then
+		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d?user=bench&token=$token"
+	elif [ "$m" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
 		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d?$RACERD_QUERY"
 	else
 		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d"
@@ -438,6 +467,8 @@ for w in $WORKLOADS; do
 	for t in $TARGETS; do
 		case $t in
 		racerd)	start_racerd || { stop_server; continue; } ;;
+		hs256|eddsa)
+			start_racerd "" "$t" || { stop_server; continue; } ;;
 		shards[1-9]|shards[1-9][0-9])
 			start_racerd "${t#shards}" ||
 			    { stop_server; continue; } ;;
