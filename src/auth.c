@@ -731,10 +731,12 @@ auth_check_req(const struct http_req *req, const char *chat, size_t len,
 	*status = 403;
 	if (!auth_grants(cl, chat, len))
 		*msg = "the token does not grant this chat";
-	else if ((cl->rights & right) != right)
-		*msg = right == AUTH_WRITE ? "the token has no write right" :
-		    right == AUTH_HISTORY ? "the token has no history right" :
-		    "the token has no read right";
+	else if ((cl->rights & right) != right) {
+		right &= ~cl->rights;	/* what is missing */
+		*msg = right & AUTH_READ ? "the token has no read right" :
+		    right & AUTH_WRITE ? "the token has no write right" :
+		    "the token has no history right";
+	}
 	else
 		return (0);
 	auth_claims_clear(cl);
@@ -786,11 +788,17 @@ auth_join(struct conn *c, const struct http_req *req, const char *chat,
     size_t len, int user_given, int *status, const char **msg)
 {
 	struct auth_claims	 cl;
+	char			 v[32];
+	size_t			 vlen;
+	int			 need = AUTH_READ;
 
 	c->auth_rights = AUTH_ALL;
 	if (!auth.on)
 		return (0);
-	if (auth_check_req(req, chat, len, AUTH_READ, &cl, status, msg) != 0)
+	/* A ?since= join reads back history: it needs that right too. */
+	if (http_query_get(req->query, "since", v, sizeof v, &vlen) != 0)
+		need |= AUTH_HISTORY;
+	if (auth_check_req(req, chat, len, need, &cl, status, msg) != 0)
 		return (-1);
 	if (user_given && strcmp(c->user, cl.sub) != 0) {
 		auth_claims_clear(&cl);

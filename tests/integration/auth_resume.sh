@@ -1,8 +1,9 @@
 #!/bin/sh
 # auth = token and sessions: a session resumed with a token of another sub
 # is refused with 403 and the connection holding it is untouched; with an
-# expired token or none, 401.  ?since= joins need a token too, and the
-# session's own user resumes it (the holder then gets 4009).
+# expired token or none, 401.  ?since= joins need a token too (with the
+# history right: they read history back), and the session's own user
+# resumes it (the holder then gets 4009).
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_clients
 RACERCTL=${RACERCTL:-$top_builddir/racerctl}
@@ -22,7 +23,8 @@ ok "racerd up with auth = token (EdDSA)"
 $PY "$top_srcdir/tests/integration/authclient.py" resume --port "$PORT" \
     --alice "$(tok --sub alice --chats 'team-*')" \
     --bob "$(tok --sub bob --chats 'team-*')" \
-    --expired "$(tok --sub alice --chats 'team-*' --ttl -31s)" ||
+    --expired "$(tok --sub alice --chats 'team-*' --ttl -31s)" \
+    --nohistory "$(tok --sub alice --chats 'team-*' --rights read,write)" ||
     fail "resume (see above)"
 ok "resume: another sub 403, expired 401, holder untouched"
 finish

@@ -336,6 +336,9 @@ async def cmd_resume(a):
     # ?since= joins are checked too.
     refused(port, "team-1", q(since=0), 401, "a token is required",
             "since= without a token")
+    refused(port, "team-1", q(since=0, token=a.nohistory), 403,
+            "the token has no history right",
+            "since= with a token without the history right")
     s = await join(port, "team-1", q(since=0, token=a.alice))
     r = await s.wait_for(lambda f: f.get("type") == "resumed", 10)
     check(r is not None, "since=0 with a token: no resumed")
@@ -473,7 +476,7 @@ def main():
               "api-key"):
         p.add_argument("--" + o, required=True)
     p = sp.add_parser("resume")
-    for o in ("alice", "bob", "expired"):
+    for o in ("alice", "bob", "expired", "nohistory"):
         p.add_argument("--" + o, required=True)
     p = sp.add_parser("expiry")
     for o in ("short", "short2", "long", "bob", "other-chat", "expired"):
