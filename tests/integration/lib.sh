@@ -41,6 +41,14 @@ cleanup() {
 		echo "--- $NAME: racerd.log (last 40 lines)"
 		tail -n 40 "$T/racerd.log"
 	fi
+	# Instances of write_conf_as log to racerd-NAME.log.
+	if [ "$FAILS" -ne 0 ]; then
+		for f in "$T"/racerd-*.log; do
+			[ -f "$f" ] || continue
+			echo "--- $NAME: ${f##*/} (last 30 lines)"
+			tail -n 30 "$f"
+		done
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT

@@ -62,10 +62,6 @@ echo "  worker exits seen: $(cat "$T"/racerd-?.log 2>/dev/null |
     grep -c -i 'worker.*\(exit\|died\|killed\|signal\)')"
 ok "nothing lost or doubled while workers, masters and the store died"
 if [ "$FAILS" -ne 0 ]; then
-	for n in a b; do
-		echo "--- $NAME: racerd-$n.log (last 30 lines)"
-		tail -n 30 "$T/racerd-$n.log" 2>/dev/null
-	done
 	echo "--- $NAME: racerd.err (last 20 lines)"
 	tail -n 20 "$T/racerd.err" 2>/dev/null
 fi

@@ -44,10 +44,4 @@ for p in "$PC" "$PH" "$PM"; do
 	wait_healthy "$p" 3 || fail "instance on port $p not healthy after"
 done
 ok "each limit triggered at its value, not before"
-if [ "$FAILS" -ne 0 ]; then
-	for n in c h m; do
-		echo "--- $NAME: racerd-$n.log (last 15 lines)"
-		tail -n 15 "$T/racerd-$n.log" 2>/dev/null
-	done
-fi
 finish

@@ -37,10 +37,4 @@ done
 kill -0 "$MA" 2>/dev/null || fail "instance A died"
 wait_healthy "$PA" 3 || fail "instance A not healthy after B died"
 ok "B's members left on time; A's members stayed"
-if [ "$FAILS" -ne 0 ]; then
-	for n in a b; do
-		echo "--- $NAME: racerd-$n.log (last 20 lines)"
-		tail -n 20 "$T/racerd-$n.log" 2>/dev/null
-	done
-fi
 finish

@@ -61,10 +61,4 @@ ESOCK="$T/run-e/redis.sock"
 sb full --port "$PE" --redis-sock "$ESOCK" || fail "full (see above)"
 ok "the embedded store is bounded and refuses writes when full"
 
-if [ "$FAILS" -ne 0 ]; then
-	for n in a c g h e; do
-		echo "--- $NAME: racerd-$n.log (last 15 lines)"
-		tail -n 15 "$T/racerd-$n.log" 2>/dev/null
-	done
-fi
 finish
