@@ -9,6 +9,9 @@
            channel saw; --expect says how many hits are right (0 sealed)
   history  the chat's history over HTTP: N readable, and M reported as
            sealed with the given reason
+  live     a member on --port2 gets what a member on --port sends: N
+           messages its racerd cannot open, reported as sealed with the
+           given reason, in order, then one it can, in clear
   tamper   flip one byte of one stored body (the stream is rewritten with
            the same ids) and check only that message is reported
 
@@ -72,6 +75,45 @@ async def do_send(a):
     bodies = [m["body"] for m in history(a, a.chat)]
     check(bodies[-a.n:] == want, "history ends with %r, not the bodies "
           "sent" % bodies[-2:])
+
+
+async def do_live(a):
+    url = "ws://127.0.0.1:%d/ws/%s?user="
+    async with websockets.connect(url % (a.port2, a.chat) + "reader",
+                                  max_size=None) as r, \
+            websockets.connect(url % (a.port, a.chat) + "writer",
+                               max_size=None) as w, \
+            websockets.connect(url % (a.port2, a.chat) + "local",
+                               max_size=None) as l:
+        for ws in (r, w, l):
+            json.loads(await asyncio.wait_for(ws.recv(), 10))
+        for i in range(a.n):
+            await w.send(json.dumps({"type": "msg", "body": "%s live %d" %
+                                     (a.marker, i)}))
+        got = []
+        while len(got) < a.n:
+            f = json.loads(await asyncio.wait_for(r.recv(), 10))
+            if f.get("type") == "msg":
+                got.append(f)
+        check(all(f.get("body") is None for f in got),
+              "a message its racerd cannot open came with a body: %r" %
+              [f for f in got if f.get("body") is not None][:1])
+        reasons = {f.get("sealed") for f in got}
+        check(reasons == {a.reason}, "live sealed reasons %r, not %r" %
+              (reasons, a.reason))
+        seqs = [f.get("seq") for f in got]
+        check(seqs == list(range(seqs[0], seqs[0] + a.n)),
+              "live seqs %r are not in order" % seqs[:5])
+        body = "%s local" % a.marker
+        await l.send(json.dumps({"type": "msg", "body": body}))
+        while True:
+            f = json.loads(await asyncio.wait_for(r.recv(), 10))
+            if f.get("type") == "msg":
+                break
+        check(f.get("body") == body and f.get("seq") == seqs[-1] + 1,
+              "after them the member got %r, not %r in clear" % (f, body))
+    print("  live: %d reported %r, then seq %s in clear" %
+          (len(got), reasons, f.get("seq")))
 
 
 def do_scan(a):
@@ -156,8 +198,10 @@ def do_tamper(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("step", choices=["send", "scan", "history", "tamper"])
+    p.add_argument("step", choices=["send", "scan", "history", "live",
+                                      "tamper"])
     p.add_argument("--port", type=int)
+    p.add_argument("--port2", type=int)
     p.add_argument("--chat")
     p.add_argument("--marker", default="MARKER")
     p.add_argument("--tag", default="m")
@@ -173,6 +217,8 @@ def main():
     a = p.parse_args()
     if a.step == "send":
         asyncio.run(do_send(a))
+    elif a.step == "live":
+        asyncio.run(do_live(a))
     else:
         {"scan": do_scan, "history": do_history, "tamper": do_tamper}[
             a.step](a)

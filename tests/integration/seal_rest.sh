@@ -5,7 +5,9 @@
 # scan can see them).  A new first key and HUP: old and new messages read.
 # A key removed: its messages are reported "unknown key", counted in
 # /metrics, and the rest are served.  One stored byte flipped: only that
-# message is reported unreadable.
+# message is reported unreadable.  Live delivery the same: a member on an
+# instance without the sender's key gets "unknown key" frames, in order,
+# and then the next message it can open.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_clients
 need redis-cli
@@ -94,6 +96,20 @@ n=$(curl -s "http://127.0.0.1:$PS/metrics" |
     sed -n 's/^racerd_sealed_unreadable_total //p')
 [ "${n:-0}" -ge 100 ] || fail "racerd_sealed_unreadable_total is ${n:-none}"
 ok "messages of a removed key are reported, counted, and the rest served"
+
+# Live: s seals with k2 only; l, on the same store, has k1 only.
+cp "$T/k1.line" "$T/l.keys"
+chmod 600 "$T/l.keys"
+PL=$(free_port)
+write_conf_as "$T/l.conf" "$PL" 2 l "redis = unix:$REDIS_SOCK" \
+    "storage-key-file = $T/l.keys"
+start_racerd "$T/l.conf" "$PL"
+sr live --port "$PS" --port2 "$PL" --chat live --marker "$M1" -n 20 \
+    --reason "unknown key k2" || fail "live delivery of k2 messages on l"
+n=$(curl -s "http://127.0.0.1:$PL/metrics" |
+    sed -n 's/^racerd_sealed_unreadable_total //p')
+[ "${n:-0}" -ge 20 ] || fail "l's racerd_sealed_unreadable_total is ${n:-none}"
+ok "live messages of a key this host lacks are reported, in order, and counted"
 
 # One byte flipped in one stored body.
 sr send --port "$PS" --chat tamper --marker "$M1" -n 3 ||
