@@ -6,7 +6,9 @@
 # with a wrong secret sees "[encrypted message it cannot read]" for each
 # and stays connected; a message sent without encryption is marked. A
 # body sealed by PyNaCl (python3-nacl, an independent implementation)
-# opens in racer, and one sealed by racer opens in PyNaCl.
+# opens in racer, and one sealed by racer opens in PyNaCl.  The
+# known-answer vector of racerd-protocol(7) is what PyNaCl makes with its
+# nonce, byte for byte, and racer reads it.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_clients
 need mkfifo
@@ -110,4 +112,27 @@ ok "racer's sealed body opens in PyNaCl, only with its chat and secret"
 
 exec 3>&-
 wait_child "$A" 15 || fail "alice did not exit at the end of input"
+
+# The vector in racerd-protocol(7): secret "correct horse battery
+# staple", chat "lobby", nonce bytes 0 to 23, text "hello".
+VEC=$(sed -n 's/^\(e2e1:[A-Za-z0-9+\/=]*\)$/\1/p' \
+    "$top_srcdir/man/racerd-protocol.7")
+[ -n "$VEC" ] || fail "no e2e1: vector in racerd-protocol(7)"
+NONCE=000102030405060708090a0b0c0d0e0f1011121314151617
+[ "$(E2E_NONCE=$NONCE $E2E seal "$SECRET" lobby hello)" = "$VEC" ] ||
+    fail "PyNaCl does not make the vector of racerd-protocol(7)"
+start_racer dave -u dave --e2e-secret-file "$T/secret" "$URL" lobby
+D=$RACER_PID
+exec 6>"$T/dave.in"
+wait_lines "$T/dave.out" '^-- dave joined --$' 1 ||
+    fail "dave did not join ($(cat "$T/dave.err"))"
+timeout 20 "$RACER" -u kat --send "$VEC" "$URL" lobby ||
+    fail "sending the vector failed"
+wait_lines "$T/dave.out" '^[0-9:]* \[' 1 20 ||
+    fail "dave printed no message"
+[ "$(racer_lines "$T/dave.out")" = "1 kat hello" ] ||
+    fail "racer read the vector as: $(racer_lines "$T/dave.out")"
+exec 6>&-
+wait_child "$D" 15 || fail "dave did not exit at the end of input"
+ok "the vector of racerd-protocol(7): PyNaCl makes it and racer reads it"
 finish
