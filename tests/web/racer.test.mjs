@@ -304,6 +304,11 @@ test("end to end: seal and open, and PyNaCl's vector", async () => {
   assert.equal(box.open("plain"), null);
   const other = await racer.e2eBox("s3cret", "room2", sodium);
   assert.equal(other.open(body), null, "opened under another chat id");
+  // The known answer of racerd-protocol(7).
+  const lobby = await racer.e2eBox("correct horse battery staple", "lobby",
+    sodium);
+  assert.equal(lobby.open("e2e1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYX" +
+    "hlqHn3z3jwMpF1/zI12zxTf4qYRL"), "hello");
   if (process.env.E2E_VECTOR) {
     const [secret, chatId, text, sealed] =
       JSON.parse(process.env.E2E_VECTOR);
