@@ -83,10 +83,8 @@ sanitizers-tls)
 	export ASAN_OPTIONS=detect_leaks=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	export RACERD_TEST_TLS=1
-	# chat_errors is left out: over TLS the close frame that answers a
-	# protocol error is lost in some runs (doc/decisions.md).
 	tests=""
-	for t in chat_basic chat_order chat_hosts chat_gapfill \
+	for t in chat_basic chat_errors chat_order chat_hosts chat_gapfill \
 	    chat_rejoin sess_resume sess_takeover history_api res_slow \
 	    lifecycle; do
 		tests="$tests tests/integration/$t.sh"

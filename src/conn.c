@@ -41,6 +41,8 @@
 
 #define CONN_MAX_HEADER		8192
 #define CONN_CLOSE_TICKS	30	/* seconds a closing client may drain */
+#define CONN_LINGER_SECS	2	/* a closed socket waits this for input */
+#define CONN_LINGER_MAX		10	/* ... and this in all */
 #define CONN_CLOSE_STALL	5	/* ... of which without reading */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
@@ -116,6 +118,56 @@ conn_uncount(struct conn *c)
 	wk.nws--;
 }
 
+/*
+ * Read and drop what a lingering socket still receives, until the peer's
+ * FIN, CONN_LINGER_SECS without input, or the deadline (arg, in seconds
+ * of util_mono_ms()); then close it.
+ */
+static void
+conn_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval	 tv = { CONN_LINGER_SECS, 0 };
+	intptr_t	 until = (intptr_t)arg;
+	char		 buf[16384];
+	ssize_t		 n;
+	int		 i;
+
+	if ((what & EV_READ) && (intptr_t)(util_mono_ms() / 1000) < until) {
+		for (i = 0; i < 8; i++) {
+			if ((n = read(fd, buf, sizeof buf)) <= 0)
+				break;
+		}
+		if ((i == 8 || (n == -1 && (errno == EAGAIN ||
+		    errno == EINTR))) && event_base_once(wk.base, fd, EV_READ,
+		    conn_linger_cb, arg, &tv) == 0)
+			return;
+	}
+	close(fd);
+}
+
+/*
+ * A connection we close after our last word (an error, a close frame):
+ * send FIN and keep reading a while on a duplicate of the socket.  Closed
+ * with the client's input unread, the kernel would answer with a reset,
+ * and a reset can make the client's kernel drop what we sent last before
+ * the client has read it; this is nginx's lingering close.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	struct timeval	 tv = { CONN_LINGER_SECS, 0 };
+	intptr_t	 until;
+	int		 fd;
+
+	if ((fd = dup(bufferevent_getfd(c->bev))) == -1)
+		return;
+	shutdown(fd, SHUT_WR);
+	until = (intptr_t)(util_mono_ms() / 1000) + CONN_LINGER_MAX;
+	if (event_base_once(wk.base, fd, EV_READ, conn_linger_cb,
+	    (void *)until, &tv) != 0)
+		close(fd);
+}
+
 /* Stop using the connection now; it is freed when unreferenced. */
 void
 conn_close(struct conn *c)
@@ -125,6 +177,8 @@ conn_close(struct conn *c)
 	c->state = CONN_DEAD;
 	if (c->tls && !c->tls_failed)
 		tls_shutdown(c->bev);
+	if (c->linger && !c->peer_closed)
+		conn_linger(c);
 	bufferevent_disable(c->bev, EV_READ|EV_WRITE);
 	evtimer_del(c->timer);
 	sess_detach(c);
@@ -148,6 +202,7 @@ conn_close_after_write(struct conn *c)
 	c->state = CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		c->linger = 1;
 		conn_close(c);
 		return;
 	}
@@ -672,8 +727,10 @@ static void
 conn_drained(struct conn *c)
 {
 	c->flushed_seq = c->queued_seq;
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING) {
+		c->linger = 1;
 		conn_close(c);
+	}
 	else if (c->state == CONN_HTTP && c->http_held) {
 		/* The client read its answers: on with its requests. */
 		c->http_held = 0;
@@ -690,6 +747,12 @@ conn_write_cb(__unused struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
+	/*
+	 * A deferred callback (TLS) can come after more was queued: only an
+	 * empty buffer is drained.
+	 */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
 	bufferevent_disable(c->bev, EV_WRITE);
 	conn_drained(c);
 }

@@ -210,6 +210,8 @@ struct conn {
 	struct bufferevent	*bev;
 	int			 tls;		/* an OpenSSL bufferevent */
 	int			 tls_failed;	/* no close_notify then */
+	int			 linger;	/* closed by us: read on a while */
+	int			 peer_closed;	/* ... unless its close came */
 	struct http_parse	*hp;
 	struct event		*timer;
 	int			 nrequests;

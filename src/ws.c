@@ -450,6 +450,8 @@ ws_check_closed(struct conn *c)
 	c->ws_closing = 1;
 	if (wslay_event_get_close_received(c->ws) ||
 	    !wslay_event_want_read(c->ws)) {
+		/* A peer that sent its close sends nothing more. */
+		c->peer_closed = wslay_event_get_close_received(c->ws);
 		conn_close_after_write(c);
 		return;
 	}

@@ -815,6 +815,32 @@ def http_case(port, name, req, status, header=None, json_body=True):
     return st
 
 
+def linger_case(port):
+    """A refused request with more input behind it, sent at once: the
+    answer arrives whole and the connection ends with a FIN, not a reset
+    (racerd reads and drops the rest before it closes)."""
+    r = Raw(port)
+    what = "eof"
+    try:
+        r.sock.settimeout(5)
+        r.send(b"GET /ws/a HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n" +
+               b"x" * 262144)
+        while True:
+            d = r.sock.recv(65536)
+            if not d:
+                break
+            r.buf += d
+    except ConnectionResetError:
+        what = "a reset"
+    except (OSError, ValueError) as e:
+        what = repr(e)
+    finally:
+        r.close()
+    check(r.buf.startswith(b"HTTP/1.1 400") and what == "eof",
+          "refused with more input behind: got %r, then %s (wanted the "
+          "400, then the end)" % (r.buf[:20], what))
+
+
 def ws_case(port, name, frames, code):
     """Join by hand, send frames, expect a close frame with code."""
     global CASE_N
@@ -875,6 +901,8 @@ def do_errors(a):
                  ("chat id with !", "/ws/a!b")]
     for name, path in bad_chats:
         hc(name, ws_request(port, path + "?user=u1"), 400)
+    linger_case(port)
+    live("a refusal with input behind it")
     # A bare space in the request line (the %20 form is above).
     hc("chat id with a space",
         ws_request(port, "/ws/a b?user=u1"), 400)
