@@ -180,10 +180,13 @@ async def do_ghosts(a):
     for i in range(a.count):
         abort_after_upgrade(a.port, chat, "g%d" % i)
     left = None
+    t0 = time.monotonic()
     for _ in range(int(a.wait * 10)):
         left = [m for m in http_get(a.port, "/chats/%s/presence" % chat)
                 ["members"]]
         if not left:
+            print("  %d aborted after their upgrade: none listed %.1f s "
+                  "later" % (a.count, time.monotonic() - t0))
             break
         await asyncio.sleep(0.1)
     check(not left, "%d of %d aborted members still listed %.0f s later "

@@ -36,7 +36,7 @@ for c in longid dedup since; do
 done
 sb count --port "$PC" || fail "count (see above)"
 ok "refused upgrades are uncounted"
-sb ghosts --port "$PG" --count 500 --wait 8 || fail "ghosts (see above)"
+sb ghosts --port "$PG" --count 2000 --wait 8 || fail "ghosts (see above)"
 ok "aborted connections leave no ghosts"
 sb bigchat --port "$PG" || fail "bigchat (see above)"
 ok "presence events stop above presence-events-max; the listing does not"
