@@ -159,6 +159,7 @@ struct lg_opts {
 	double		 duration;
 	size_t		 size;
 	u_int		 concurrency;
+	double		 connect_rate;	/* connects started per second, or 0 */
 	double		 drain;
 	double		 connect_timeout;
 	int		 connect_only;
@@ -191,6 +192,12 @@ struct lg_stats {
 	uint64_t	 hist[LG_HIST_SIZE];
 	uint64_t	 hist_n;
 	uint64_t	 lat_max;
+	uint64_t	 hs_hist[LG_HIST_SIZE];	/* connect to welcome */
+	uint64_t	 hs_n;
+	uint64_t	 hs_max;
+	uint64_t	 presence;	/* presence frames received */
+	uint64_t	 t_first;	/* ns of the first connect() */
+	uint64_t	 t_ready;	/* ... of the last welcome, connecting */
 };
 
 struct lg {
@@ -218,6 +225,7 @@ struct lg {
 	u_int			 next_client;	/* next to connect */
 	u_int			 connecting;	/* connects in progress */
 	int			 in_connect_more;
+	int			 pace_armed;	/* lg_pace_cb is due */
 	int			 phase_queued;
 	uint64_t		 ready_end;	/* ready when sending ended */
 	uint64_t		 live;		/* sockets open */
@@ -458,28 +466,42 @@ lg_hist_add(uint64_t ns)
 		lg.st.lat_max = ns;
 }
 
-/* The p-quantile (0 < p <= 1) in ms, or 0 with no samples. */
+/* The p-quantile (0 < p <= 1) in ms of hist, or 0 with no samples. */
 static double
-lg_hist_ms(double p)
+lg_hist_ms_of(const uint64_t *hist, uint64_t n, uint64_t max, double p)
 {
 	uint64_t	want, sum = 0;
 	double		v;
 	u_int		i;
 
-	if (lg.st.hist_n == 0)
+	if (n == 0)
 		return (0);
-	want = (uint64_t)ceil(p * (double)lg.st.hist_n);
+	want = (uint64_t)ceil(p * (double)n);
 	if (want == 0)
 		want = 1;
 	for (i = 0; i < LG_HIST_SIZE; i++) {
-		sum += lg.st.hist[i];
+		sum += hist[i];
 		if (sum >= want)
 			break;
 	}
 	if (i == LG_HIST_SIZE)
 		i--;
 	v = lg_hist_value(i);
-	return ((v < (double)lg.st.lat_max ? v : (double)lg.st.lat_max) / 1e6);
+	return ((v < (double)max ? v : (double)max) / 1e6);
+}
+
+/* ... of the message (or W4 handshake) latencies. */
+static double
+lg_hist_ms(double p)
+{
+	return (lg_hist_ms_of(lg.st.hist, lg.st.hist_n, lg.st.lat_max, p));
+}
+
+/* ... of the handshakes of the connect phase. */
+static double
+lg_hs_ms(double p)
+{
+	return (lg_hist_ms_of(lg.st.hs_hist, lg.st.hs_n, lg.st.hs_max, p));
 }
 
 /* Keeps the first error's text for the summary. */
@@ -821,6 +843,17 @@ lg_client_upgrade(struct lg_client *cl, const char *buf, size_t len)
 static void
 lg_client_ready(struct lg_client *cl)
 {
+	uint64_t	now, ns;
+
+	if (lg.phase == LG_PH_CONNECT) {
+		now = lg_now_ns();
+		ns = now - cl->t_connect;
+		lg.st.hs_hist[lg_hist_index(ns)]++;
+		lg.st.hs_n++;
+		if (ns > lg.st.hs_max)
+			lg.st.hs_max = ns;
+		lg.st.t_ready = now;
+	}
 	cl->state = LG_OPEN;
 	cl->ready = 1;
 	lg.st.ready++;
@@ -1012,6 +1045,8 @@ lg_racerd_frame(struct lg_client *cl, const char *p, size_t n)
 		if (lg_json_seq(p, n, &cl->seq) == -1)
 			cl->seq = -1;
 		lg_client_ready(cl);
+	} else if (lg_json_is(v, end, "presence")) {
+		lg.st.presence++;
 	} else if (lg_json_is(v, end, "error")) {
 		lg.st.server_errors++;
 		lg_note_error("server: %.*s", (int)(n < 120 ? n : 120), p);
@@ -1408,7 +1443,49 @@ lg_client_connect(struct lg_client *cl)
 		lg_client_drop(cl, errno, "connect");
 }
 
-/* Opens more connections while the --concurrency window allows. */
+static void	lg_connect_more(void);
+
+static void
+lg_pace_cb(__unused int fd, __unused short events, __unused void *arg)
+{
+	lg.pace_armed = 0;
+	lg_connect_more();
+}
+
+/*
+ * With --connect-rate: 0 if connection number next may start now, else
+ * the wait is armed (and 1 returned).
+ */
+static int
+lg_connect_paced(u_int next)
+{
+	struct timeval	tv;
+	uint64_t	now, due;
+
+	if (lg.opt.connect_rate == 0)
+		return (0);
+	now = lg_now_ns();
+	if (lg.st.t_first == 0)
+		lg.st.t_first = now;
+	due = lg.st.t_first + (uint64_t)((double)next * 1e9 /
+	    lg.opt.connect_rate);
+	if (due <= now)
+		return (0);
+	if (!lg.pace_armed) {
+		lg.pace_armed = 1;
+		tv.tv_sec = (due - now) / 1000000000ULL;
+		tv.tv_usec = ((due - now) % 1000000000ULL) / 1000;
+		if (event_base_once(lg.base, -1, EV_TIMEOUT, lg_pace_cb, NULL,
+		    &tv) == -1)
+			errx(1, "event_base_once failed");
+	}
+	return (1);
+}
+
+/*
+ * Opens more connections while the --concurrency window (and the
+ * --connect-rate pace) allows.
+ */
 static void
 lg_connect_more(void)
 {
@@ -1418,7 +1495,10 @@ lg_connect_more(void)
 		return;
 	lg.in_connect_more = 1;
 	while (lg.next_client < lg.nclients &&
-	    lg.connecting < lg.opt.concurrency) {
+	    lg.connecting < lg.opt.concurrency &&
+	    !lg_connect_paced(lg.next_client)) {
+		if (lg.st.t_first == 0)
+			lg.st.t_first = lg_now_ns();
 		cl = &lg.clients[lg.next_client++];
 		cl->pending = 1;
 		lg.connecting++;
@@ -1765,6 +1845,16 @@ lg_signal_cb(__unused int sig, __unused short events, __unused void *arg)
 	lg_close_all();
 }
 
+/* The connect phase: its length, handshake times, presence frames. */
+static void
+lg_connect_summary(void)
+{
+	printf(" connect_s=%.2f hs_p50_ms=%.3f hs_p99_ms=%.3f hs_max_ms=%.3f"
+	    " presence=%" PRIu64, lg.st.t_ready > lg.st.t_first ?
+	    (double)(lg.st.t_ready - lg.st.t_first) / 1e9 : 0, lg_hs_ms(0.5),
+	    lg_hs_ms(0.99), (double)lg.st.hs_max / 1e6, lg.st.presence);
+}
+
 static void
 lg_summary(void)
 {
@@ -1785,9 +1875,11 @@ lg_summary(void)
 	if (lg.opt.idle) {
 		printf("mode=idle connections=%" PRIu64 " connect_errors=%"
 		    PRIu64 " held_s=%.2f server_closes=%" PRIu64 " drops=%"
-		    PRIu64 " pings=%" PRIu64 "\n", lg.ready_end,
+		    PRIu64 " pings=%" PRIu64, lg.ready_end,
 		    lg.st.connect_errors, el, lg.st.server_closes,
 		    lg.st.drops, lg.st.pings);
+		lg_connect_summary();
+		printf("\n");
 		return;
 	}
 	el = (double)(lg.t_last - lg.t_start) / 1e9;
@@ -1806,6 +1898,7 @@ lg_summary(void)
 	    lg.st.reordered, lg.st.seq_errors, lg.st.misrouted,
 	    lg.st.server_errors, lg.st.server_closes, lg.st.drops, el,
 	    el > 0 ? lg.ucpu / ((double)(lg.t_end - lg.t_start) / 1e9) : 0);
+	lg_connect_summary();
 	d = lg.st.unique;
 	if (lg.cpu_ok && d > 0 && lg.opt.cpu_pids != NULL)
 		printf(" server_us/delivery=%.3f", (double)(lg.cpu1[0] -
@@ -1969,6 +2062,7 @@ lg_usage(void)
 "  --size BYTES          payload size (default 64; min. its header)\n"
 "  --source-ips A,B,...  bind connections to these addresses in turn\n"
 "  --concurrency N       connects in progress at once (default 256)\n"
+"  --connect-rate R      connects started per second (default: no pace)\n"
 "  --drain SEC           wait for deliveries after sending (default 3)\n"
 "  --connect-timeout SEC connect + upgrade limit (default 30)\n"
 "  --connect-only        W4: N loops of connect, upgrade, close\n"
@@ -2022,6 +2116,9 @@ lg_option(int ch, const char *arg)
 	case 'C':
 		lg.opt.concurrency = lg_num(arg, 1, 1000000, "concurrency");
 		break;
+	case 'K':
+		lg.opt.connect_rate = lg_real(arg, 0, "connect-rate");
+		break;
 	case 'D':
 		lg.opt.drain = lg_real(arg, 0, "drain");
 		break;
@@ -2066,6 +2163,7 @@ lg_options(int argc, char **argv)
 		{ "size", required_argument, NULL, 'b' },
 		{ "source-ips", required_argument, NULL, 'S' },
 		{ "concurrency", required_argument, NULL, 'C' },
+		{ "connect-rate", required_argument, NULL, 'K' },
 		{ "drain", required_argument, NULL, 'D' },
 		{ "connect-timeout", required_argument, NULL, 'T' },
 		{ "connect-only", no_argument, NULL, 'O' },

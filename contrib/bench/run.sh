@@ -1,5 +1,5 @@
 #!/bin/sh
-# racerd benchmark kit: run workloads W1-W4 against racerd and, in the same
+# racerd benchmark kit: run workloads W1-W5 against racerd and, in the same
 # run, against nginx + nchan, then print each figure and the racerd/nchan
 # ratio.  See contrib/bench/README.md.
 #
@@ -10,6 +10,8 @@
 #                                           one store against two shards
 #   RACERD_QUERY=user=bench TARGETS="racerd hs256 eddsa" WORKLOADS=w4 \
 #       sh contrib/bench/run.sh             auth = none against tokens
+#   TARGETS="racerd sealed" WORKLOADS=w1 sh contrib/bench/run.sh
+#                                           history in clear against sealed
 #
 # Every server runs on 127.0.0.1 on a free port, with private files in a
 # temporary directory, and is restarted for each workload.  Only processes
@@ -24,9 +26,10 @@ if [ "${QUICK:-0}" = 1 ]; then
 	: "${W1_CLIENTS:=200}" "${W1_SECS:=2}"
 	: "${W2_CHATS:=100}" "${W2_RATES:=1 5 20 50}" "${W2_SECS:=2}"
 	: "${W3_CLIENTS:=1000}" "${W4_SECS:=2}"
+	: "${W5_CLIENTS:=1000}" "${W5_CONNECT_RATE:=2000}" "${W5_SECS:=2}"
 fi
 : "${TARGETS:=racerd nchan}"		# servers to measure
-: "${WORKLOADS:=w1 w2 w3 w4}"
+: "${WORKLOADS:=w1 w2 w3 w4 w5}"
 : "${RACERD:=$top/build/racerd}"	# the racerd binary
 : "${RACERCTL:=$(dirname "$RACERD")/racerctl}"	# for hs256 and eddsa
 # Measure throughput, not the per-connection rate limit (set it empty for
@@ -47,6 +50,10 @@ fi
 : "${W3_CHATS:=1000}"
 : "${W4_CONCURRENCY:=50}"		# connect-upgrade-close loops
 : "${W4_SECS:=3}"
+: "${W5_CLIENTS:=5000}"			# members of the one big chat
+: "${W5_CONNECT_RATE:=5000}"		# ... connecting at this pace
+: "${W5_RATE:=10}"			# then messages/s into the chat
+: "${W5_SECS:=5}"
 : "${LG_OPTS:=}"			# more loadgen options, e.g. --quickack
 : "${RACERD_QUERY:=}"			# query of racerd URLs, e.g. user=U&token=JWT
 
@@ -221,6 +228,13 @@ EOF
 		}
 		printf 'auth = token\nauth-ed25519-key-file = %s\n' \
 		    "$d/auth.keys" >>"$d/racerd.conf" ;;
+	sealed)
+		"$RACERCTL" keygen storage --kid b >"$d/auth.storage" || {
+			say "run.sh: racerctl ($RACERCTL) failed"
+			return 1
+		}
+		printf 'storage-key-file = %s\n' "$d/auth.storage" \
+		    >>"$d/racerd.conf" ;;
 	esac
 	chmod 600 "$d"/auth.* 2>/dev/null
 	"$RACERD" -f -c "$d/racerd.conf" >"$d/stderr" 2>&1 &
@@ -421,6 +435,7 @@ w3() {
 	wait "$lgpid"
 	l=$(tail -n 1 "$T/$t-w3.out")
 	say "  $t W3: $l; RSS $r0 -> $r1 KiB (with store $a0 -> $a1)"
+	put "$t" w3_hs_p99 "$(field hs_p99_ms "$l")"
 	n=$(field connections "$l")
 	if [ "${n:-0}" -gt 0 ]; then
 		put "$t" w3_bytes $(((r1 - r0) * 1024 / n))
@@ -438,6 +453,25 @@ w4() {
 	say "  $t W4: $l"
 	put "$t" w4_hps "$(field handshakes/s "$l")"
 	put "$t" w4_errors "$(field connect_errors "$l")"
+}
+
+# W5: one chat of W5_CLIENTS members joining at W5_CONNECT_RATE connects
+# a second (every join a presence event to those already in), then one
+# member sending W5_RATE messages a second to all of them.
+w5() {
+	t=$1
+	l=$(lg "$t-w5" --mode "$(mode_of "$t")" --url "$(url "$t" w5)" \
+	    --clients "$W5_CLIENTS" --chats 1 --senders 1 --rate "$W5_RATE" \
+	    --connect-rate "$W5_CONNECT_RATE" --concurrency "$W5_CLIENTS" \
+	    --connect-timeout 10 --duration "$W5_SECS" --drain 3 \
+	    --size "$SIZE" --source-ips "$SOURCE_IPS")
+	say "  $t W5: $l"
+	put "$t" w5_connect_s "$(field connect_s "$l")"
+	put "$t" w5_failed "$(field connect_errors "$l")"
+	put "$t" w5_hs_p99 "$(field hs_p99_ms "$l")"
+	put "$t" w5_presence "$(field presence "$l")"
+	put "$t" w5_p99 "$(field p99_ms "$l")"
+	put "$t" w5_lost "$(field lost "$l")"
 }
 
 # busy_pct: how much of the machine other processes used over 1 s.
@@ -467,7 +501,7 @@ for w in $WORKLOADS; do
 	for t in $TARGETS; do
 		case $t in
 		racerd)	start_racerd || { stop_server; continue; } ;;
-		hs256|eddsa)
+		hs256|eddsa|sealed)
 			start_racerd "" "$t" || { stop_server; continue; } ;;
 		shards[1-9]|shards[1-9][0-9])
 			start_racerd "${t#shards}" ||
@@ -521,7 +555,15 @@ row "W2 deliveries/s at that rate" w2_dps ""
 row "W3 RSS bytes per idle connection" w3_bytes "lower is better"
 row "W3 RSS bytes per idle conn., with redis-server" w3_bytes_all \
     "lower is better"
+row "W3 handshake p99 ms while they connect" w3_hs_p99 "lower is better"
 row "W4 handshakes/s ($W4_CONCURRENCY loops)" w4_hps "higher is better"
+row "W5 connect phase s ($W5_CLIENTS at $W5_CONNECT_RATE/s)" w5_connect_s \
+    "lower is better"
+row "W5 connects failed or timed out (10 s)" w5_failed "lower is better"
+row "W5 handshake p99 ms" w5_hs_p99 "lower is better"
+row "W5 presence frames received" w5_presence ""
+row "W5 p99 ms of $W5_RATE msg/s to every member" w5_p99 "lower is better"
+row "W5 deliveries lost" w5_lost "must be 0"
 busy=$(busy_pct)
 echo "machine: $(nproc) CPUs, ${busy}% busy right after the run (others)"
 for t in $TARGETS; do
