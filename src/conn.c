@@ -552,7 +552,6 @@ conn_request(struct conn *c, const struct http_req *req)
 	int		 keep, head;
 
 	keep = (req->flags & HTTP_REQ_KEEPALIVE) && !wk.draining;
-	c->nrequests++;
 	/* Plain HTTP requests, not upgrades, count against the rate. */
 	if (c->ip_counted &&
 	    http_route(req->path, &chat, &chat_len) != HTTP_ROUTE_WS &&

@@ -50,7 +50,6 @@ struct master_worker {
 	pid_t		 pid;		/* -1 when not running */
 	uint64_t	 started;	/* monotonic ms */
 	int		 crashes;	/* crashes in a row, soon after start */
-	int		 given_up;
 	int		 replace;	/* reload: respawn when it exits */
 	struct event	*respawn;	/* back-off timer */
 };
@@ -326,7 +325,6 @@ master_worker_exited(int i, int status)
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == RD_EXIT_NORESPAWN) {
 		log_warnx("worker[%d] cannot run; not respawning it", i);
-		w->given_up = 1;
 		goto check;
 	}
 
@@ -339,7 +337,6 @@ master_worker_exited(int i, int status)
 		log_warnx("worker[%d] is crash-looping (%d crashes within "
 		    "%d ms of start); not respawning it", i, w->crashes,
 		    MASTER_CRASH_SOON_MS);
-		w->given_up = 1;
 		goto check;
 	}
 	delay = 0;

@@ -214,7 +214,6 @@ struct conn {
 	int			 peer_closed;	/* ... unless its close came */
 	struct http_parse	*hp;
 	struct event		*timer;
-	int			 nrequests;
 	int			 in_request;	/* bytes of a request read */
 	int			 waiting;	/* an answer is on its way */
 	int			 http_held;	/* reading stopped: output full */
@@ -605,6 +604,5 @@ int		 xvasprintf(char **, const char *, va_list)
 uint64_t	 util_now_ms(void);
 uint64_t	 util_mono_ms(void);
 int		 util_mkdir_p(const char *, mode_t, char **);
-int		 util_set_cloexec(int);
 
 #endif

@@ -2,7 +2,6 @@
 #include <sys/stat.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,13 +59,3 @@ util_mkdir_p(const char *path, mode_t mode, char **cause)
 	return (0);
 }
 
-/* Mark a descriptor close-on-exec. Returns 0 or -1. */
-int
-util_set_cloexec(int fd)
-{
-	int	 flags;
-
-	if ((flags = fcntl(fd, F_GETFD)) == -1)
-		return (-1);
-	return (fcntl(fd, F_SETFD, flags | FD_CLOEXEC));
-}

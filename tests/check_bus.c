@@ -215,8 +215,8 @@ START_TEST(test_claim)
 		"*5\r\n$1\r\nu\r\n$1\r\ne\r\n$1\r\n3\r\n$4\r\naway\r\n:0\r\n",
 		"*5\r\n:1\r\n$1\r\ne\r\n$1\r\n3\r\n$4\r\naway\r\n:2\r\n",
 		"*5\r\n$1\r\nu\r\n" NIL "$1\r\n3\r\n$4\r\naway\r\n:2\r\n",
-		"*5\r\n$1\r\nu\r\n$1\r\ne\r\n$1\r\n3\r\n$4\r\naway\r\n"
-		"$1\r\nx\r\n",
+		("*5\r\n$1\r\nu\r\n$1\r\ne\r\n$1\r\n3\r\n$4\r\naway\r\n"
+		"$1\r\nx\r\n"),
 	};
 	struct bus_claim cl;
 	redisReply	*r;
