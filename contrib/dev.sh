@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racerd developer set-up: install what is missing (Debian 12, as root),
 # bootstrap, configure and build, then run racerd or the tests.
 #

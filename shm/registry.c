@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: shared-memory room registry. */
 /*
  * This module owns the registry segment: its creation (master), attachment

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: shared-memory room registry. */
 /*
  * The registry is one POSIX shared-memory segment created by the master

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: the HTTP chat API (history and publishing). */
 /*
  * GET  /chats/{chat}/messages?since=S&before=B&limit=N  a history page

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: authentication and authorisation with signed tokens. */
 /*
  * With auth = token every join, resume, history or presence read and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: the store's one owner (prefix bus_). */
 /*
  * Every key name, script and reply shape of the store belongs here; other

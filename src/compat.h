@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: portability shims. */
 #ifndef RACERD_COMPAT_H
 #define RACERD_COMPAT_H

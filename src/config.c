@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: configuration -- option table, defaults, racerd.conf parser. */
 /*
  * Owns struct config and racerd.conf(5).  racerd.c loads the file at start

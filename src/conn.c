@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: client connections. */
 /*
  * A connection starts in HTTP: requests are parsed by http.c and answered

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: shared, reference-counted server frames. */
 /*
  * A message delivered to a chat is encoded once, header and payload in

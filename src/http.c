@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: HTTP/1.1 request layer. */
 /*
  * Each worker connection feeds the bytes it reads to an http_parse until a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: HTTP/1.1 request layer -- types and prototypes. */
 /*
  * Types shared by http.c and its callers (worker connections and the HTTP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: limits per client address, over all workers. */
 /*
  * max-connections-per-ip and max-request-rate need counts that every

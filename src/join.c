@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: joining a chat, one state machine (prefix join_). */
 /*
  * A WebSocket join goes through these states, advanced by join_drive()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: logging. */
 /*
  * One line per event: a UTC timestamp, the role ("master" or "worker[N]"),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Turn the store's Lua scripts into C: for each src/lua/NAME.lua, a string
 # constant bus_lua_NAME holding the prelude's text and the script's, for
 # bus.c to include.

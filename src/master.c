@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: the master process. */
 /*
  * The master validates the configuration, opens the listening sockets

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: chat frame format. */
 /*
  * The JSON frames of racerd-protocol(7) (FRAMES FROM THE CLIENT, FRAMES

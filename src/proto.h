@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: chat frame format -- types and prototypes. */
 /*
  * Types shared by proto.c and its callers (the WebSocket layer and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: command-line client of racerd. */
 /*
  * racer joins one chat, sends each line of standard input (or --send

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: command-line client of racerd -- shared declarations. */
 /*
  * The client is five modules, each with its own prefix: racer.c (options,

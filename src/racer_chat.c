@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: the chat protocol of the client. */
 /*
  * What racer says and hears in one chat.  Messages to send wait in a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: end-to-end encryption of message bodies. */
 /*
  * With a chat secret (--e2e-secret-file or RACER_E2E_SECRET), racer seals

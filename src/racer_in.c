@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: lines from standard input. */
 /*
  * Each line of standard input (LF or CRLF; the last may lack its newline)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: TLS for wss:// URLs (OpenSSL through libevent). */
 /*
  * One client context for the life of racer: TLS 1.2 or 1.3, ALPN

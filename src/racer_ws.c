@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racer: one WebSocket connection to racerd (TCP, upgrade, wslay). */
 /*
  * A connection is made, used and ended once; racer.c makes a new one to

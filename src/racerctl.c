@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerctl: keys and tokens for racerd's auth = token. */
 /*
  * Two commands, what an operator or a back end developer needs to try

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: real-time chat server -- main. */
 /*
  * Parses the command line, loads and checks the configuration (-t tests it

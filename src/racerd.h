@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: real-time chat server -- shared declarations. */
 /*
  * Cross-module prototypes, grouped under a banner per file (tmux.h style).

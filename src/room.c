@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: a worker's chats and their members. */
 /*
  * A room is this worker's view of one chat: its local members, whether

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: message bodies sealed at rest (prefix seal_). */
 /*
  * With storage-key-file, the body of every message is sealed in the

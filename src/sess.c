@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: sessions that survive interruptions (prefix sess_). */
 /*
  * Every WebSocket connection has a session in the store (bus.c owns its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: static files -- the web client under webroot. */
 /*
  * Serves GET and HEAD of the regular files under the configured webroot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: the store's address, and the embedded redis-server. */
 /*
  * With "redis = embedded" (the default) the master runs a private

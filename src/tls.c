@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: TLS on the client port (OpenSSL through libevent). */
 /*
  * Owns the server's SSL_CTX: TLS 1.2 and 1.3 only (or what tls-protocols

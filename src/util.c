@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: small helpers shared by the modules. */
 #include <sys/stat.h>
 

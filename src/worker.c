@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: a worker process. */
 /*
  * A worker runs one libevent loop: it accepts connections from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: WebSocket connections (wslay glue). */
 /*
  * wslay parses and validates what clients send (masking, opcodes, control

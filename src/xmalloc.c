@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: allocation that aborts on exhaustion (tmux xmalloc). */
 /*
  * Sizes that come from clients are capped before they reach these

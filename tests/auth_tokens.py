@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd: JWTs for tests/check_auth.c, made independently of racerd.
 """Print keys and test tokens, one per line, for check_auth.
 

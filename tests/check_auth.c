@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for auth.c. */
 /*
  * The verifier is fed tokens it did not make: tests/auth_tokens.py signs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for bus.c's reply decoding. */
 /*
  * Every reply shape of the store's scripts and commands is decoded here

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for config.c. */
 /*
  * Each test writes a configuration into a private temporary directory

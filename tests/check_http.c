@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for http.c. */
 /*
  * Requests are fed as scripted reads with chosen chunk sizes (down to one

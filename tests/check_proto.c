@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for proto.c. */
 /*
  * Client frames are decoded from tables of valid and invalid inputs, each

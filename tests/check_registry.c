@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for shm/registry.c (Check). */
 /*
  * The registry is shared between processes, so these tests fork real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for seal.c (message bodies sealed at rest). */
 /*
  * Envelopes are built by proto.c as racerd builds them, sealed and opened

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests for static.c (the pure parts). */
 /*
  * The path mapping is what keeps requests inside webroot: every spelling

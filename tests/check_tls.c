@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: unit tests of tls.c (the server's TLS context). */
 /*
  * Certificates and keys are made here with OpenSSL (P-256, self-signed)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: print a registry segment, for integration tests. */
 /*
  * usage: regdump NAME

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: helpers shared by the Check unit tests. */
 #include <stdlib.h>
 

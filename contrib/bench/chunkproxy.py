@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd benchmark kit: a TCP proxy that re-cuts the server -> client byte
 # stream, to test how loadgen reassembles frames.  Client -> server bytes
 # pass unchanged.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: WebSocket load generator for benchmarks (not a test). */
 /*
  * loadgen opens many WebSocket connections to racerd, or to the nginx +

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racerd benchmark kit: run a private nginx + nchan pub/sub server, the
 # baseline racerd is compared with.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: registry micro-benchmark (not a test). */
 /*
  * Measures reg_join() + reg_leave() pairs per second on a private

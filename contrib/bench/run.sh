@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racerd benchmark kit: run workloads W1-W5 against racerd and, in the same
 # run, against nginx + nchan, then print each figure and the racerd/nchan
 # ratio.  See contrib/bench/README.md.

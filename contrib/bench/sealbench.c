@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: what sealing a message body at rest costs (seal.c). */
 /*
  * Seals and opens one envelope of a 64-byte body many times and prints

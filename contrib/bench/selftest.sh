@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racerd benchmark kit: test loadgen itself, end to end, against the Python
 # stand-in server (standin.py) and the re-chunking proxy (chunkproxy.py):
 # frames cut at every byte, coalesced reads, 64 KiB and fragmented

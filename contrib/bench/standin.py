@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd benchmark kit: a trivial chat server standing in for racerd (or
 # nchan) while testing loadgen.  Not a benchmark target: it is slow.
 #

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: record the session of a plain join and hand over the position
 -- the user left the chat at, if the store kept one.
 --

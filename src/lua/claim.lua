@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: claim a session token for a resuming connection.
 --
 -- KEYS[1] sess, KEYS[2] due, KEYS[3] who

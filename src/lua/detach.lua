@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: a connection dropped; its session stays resumable.
 --
 -- KEYS[1] sess, KEYS[2] due, KEYS[3] who

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: the client closed with 1000; the session ends now and the
 -- user's position is kept for the next join.
 --

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: end what is due in the schedule of sessions.
 --
 -- KEYS[1] due (sorted set of "CHAT TOKEN" by deadline)

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: one page of a chat's history.
 --
 -- KEYS[1] seq, KEYS[2] epoch, KEYS[3] log

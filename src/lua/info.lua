@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: where a chat is, creating its epoch if it has none.
 --
 -- KEYS[1] seq, KEYS[2] epoch, KEYS[3] log

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: helpers every store script starts with (lua2c.sh puts them
 -- in front of each script; a script uses what it needs).
 

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: publish messages, of one chat or several, in one call.
 --
 -- ARGV[1] history-size, ARGV[2] dedup-window (s), ARGV[3] now (ms),

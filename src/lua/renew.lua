@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: ISC
 -- racerd: renew the leases of a worker's attached sessions.
 --
 -- KEYS[1] due

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: libFuzzer harness for the decoding of store replies (bus.c). */
 /*
  * Whatever a store (or something posing as one) answers must be decoded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: libFuzzer harness for the configuration parser (config.c). */
 /*
  * The input is a configuration file.  It is written to a memfd and read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: libFuzzer harness for the HTTP request parser (http.c). */
 /*
  * The first input byte picks the caps (request head, body) and the size

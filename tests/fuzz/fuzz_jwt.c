@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: libFuzzer harness for the JWT verifier (auth.c). */
 /*
  * The first input byte picks the target:

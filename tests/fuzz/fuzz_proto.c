@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: libFuzzer harness for the JSON frame parser (proto.c). */
 /*
  * The input is one WebSocket text message as a client sends it.  A frame

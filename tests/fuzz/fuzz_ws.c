@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* racerd: libFuzzer harness for the WebSocket input path (ws.c). */
 /*
  * The input is what a client sends after its upgrade.  It goes through

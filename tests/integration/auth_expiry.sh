@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # auth = token, expiry while connected: a token that expires 5 s after the
 # join (exp 25 s ago, 30 s of leeway) is closed with 4001 within exp +
 # leeway + 1 s; one refreshed with a later token ({"type":"refresh"},

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # auth = token: a token for team-* joins team-1 (101, as its sub) and is
 # refused on other (403); no token, an expired one, a bad signature or an
 # unknown key: 401; ?user=bob with sub alice: 403.  A read-only token gets

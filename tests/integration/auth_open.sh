@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # auth = none warns, once, when racerd listens beyond loopback: not on
 # 127.0.0.1; once for listen and tls-listen on 0.0.0.0 together; not with
 # auth = token on 0.0.0.0.  The 0.0.0.0 cases run in a network namespace

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # auth = token configuration: racerd -t refuses a missing key file, a
 # malformed line, a short HMAC key and auth = token without keys (naming
 # file and line), and warns about a key file others may read.  Then the

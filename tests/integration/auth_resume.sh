@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # auth = token and sessions: a session resumed with a token of another sub
 # is refused with 403 and the connection holding it is untouched; with an
 # expired token or none, 401.  ?since= joins need a token too (with the

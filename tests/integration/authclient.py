@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: the client side of tests/integration/auth_*.sh.
 """Check racerd's auth = token over real connections.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: publishes batched per loop turn (chat_batch.sh).
 """Three chats, each with a member (python3-websockets) and a sender that
 writes its 100 messages in one write.  Every member must see its chat's

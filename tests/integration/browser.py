@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: the web page in a real, headless Chromium.
 """Drive the chat page (contrib/web) in Debian's chromium through
 chromium-driver and python3-selenium, and check what a person would see.

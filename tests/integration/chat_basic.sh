@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Chat basics: two members of one chat exchange messages, each echo
 # carrying its seq (1, 2, ...), both see one order; a member of another
 # chat hears none of it and has its own seq; a late joiner's welcome names

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Publishes of one loop turn go to the store as one script call: a sender
 # that writes 100 messages at once costs a handful of EVALSHA calls (INFO
 # commandstats of a private redis-server), and every message still reaches

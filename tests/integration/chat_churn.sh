@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Churn: 10,000 joins and leaves (close 1000, close 1001, dropped TCP,
 # with and without a message) across 200 chats, 50 at a time, leave the
 # registry empty (rooms 0, members 0, conns 0 on every worker) and no

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Refusals: every bad handshake gets its HTTP status (and Allow, Upgrade or
 # Sec-WebSocket-Version header, JSON error body), every bad frame its
 # error or close code (1002, 1003, 1007, 1008, 1009), ping gets pong and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Lossless live delivery: while one sender streams 2,000 messages, the
 # subscription connection of a worker is killed in the store (CLIENT KILL)
 # three times, a different worker each time; every client still gets seq

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # One order across hosts: two racerd instances (own ports, instance names,
 # run-dirs) share one external redis-server on a unix socket; clients and
 # senders on both see every message once, in one seq order.

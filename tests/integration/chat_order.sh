@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # One order for everyone: 4 workers, 40 clients spread over them (at
 # least 3 distinct X-Racerd-Worker values), 10 senders x 100 messages sent
 # at once: every client receives all 1,000, seq 1..1000 without gaps or

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # A join racing its chat's unsubscription: the last member leaves, the
 # worker unsubscribes a couple of seconds later, and a new member joins
 # while that UNSUBSCRIBE is still unanswered (the store is held with

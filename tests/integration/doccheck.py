@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Check the manual pages against the code.
 
 doccheck.py protocol SRCDIR PAGE

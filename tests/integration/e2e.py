@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: end-to-end bodies, from an independent side.
 """Seal and open e2e1: bodies with PyNaCl (Debian's python3-nacl), and
 watch a chat as a plain WebSocket member that holds no secret.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # End-to-end encrypted chat with racer(1). alice and bob share a secret
 # (a file and RACER_E2E_SECRET): each reads the other's messages in
 # plain text, while an observer without the secret (python3-websockets)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: a store failover (store_sentinel.sh).
 """A sender and a watcher in one chat; the sender sends messages with ids,
 one at a time, each until it is acknowledged (its echo), resending with

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration test driver: faults under load (res_faults.sh).
 """Self-resuming clients chatting while workers, masters and the store die.
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The publishing API against hostile clients: the key is checked before the
 # body is read, Expect: 100-continue is answered, ids with control
 # characters are refused, and a key-file line too long for the reader

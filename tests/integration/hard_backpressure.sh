@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Clients that send and never read: a worker's memory stays bounded by
 # max-outbound-bytes, and a client that starts reading gets every answer.
 . "${top_srcdir:-.}/tests/integration/lib.sh"

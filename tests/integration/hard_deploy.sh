@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Deployment: the embedded store's files are not readable by other users,
 # the pid file is never written through a symbolic link and is locked by
 # the running master, and contrib/racerd.service passes systemd-analyze

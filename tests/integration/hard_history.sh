@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # WebSocket history frames: each is a store read of up to 1,000 entries,
 # so a connection has one in flight at a time ("busy" for another; ten
 # refusals close it with 1008) and they share max-message-rate with msgs.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Per-address limits over all workers: max-connections-per-ip (429 and
 # closed) and max-request-rate (429 with Retry-After, keep-alive kept).
 . "${top_srcdir:-.}/tests/integration/lib.sh"

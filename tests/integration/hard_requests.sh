@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Hostile HTTP clients: what a refused request set does not stay on the
 # connection for the next keep-alive request, and client-chosen values
 # never split or forge a log line.

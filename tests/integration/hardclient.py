@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: hostile clients, run by tests/integration/hard_*.sh.
 """Clients that misbehave on purpose: keep-alive requests that were refused,
 pipelining without reading, pinging without reading, history floods.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # POST /chats/CHAT/messages authorisation: 403 when racerd has no
 # api-key-file; 401 (JSON error) without a key, with a wrong, truncated,
 # extended or case-changed key, another scheme, or no scheme; nothing of a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # History paging and durability: 5,000 messages (4,000 over WebSocket,
 # 1,000 POSTed) in one chat. Paging by since/next (1000 and 777 at a time)
 # returns each seq exactly once, envelopes exactly as delivered live;

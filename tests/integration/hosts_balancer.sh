@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Many hosts behind a balancer: three racerd instances on 127.0.0.1,
 # 127.0.0.2 and 127.0.0.3 share one store behind nginx (the upstream and
 # WebSocket settings of contrib/nginx-racerd.conf).  30 clients join one

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: hosts behind nginx (hosts_balancer.sh).
 """Clients join one chat through nginx in front of three racerd hosts; one
 host is stopped with TERM; its clients, closed with 4200, resume through

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # racerd integration test helpers; sourced by tests/integration/*.sh.
 #
 # Each test gets a private directory, free ports, its own instance name

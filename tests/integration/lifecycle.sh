@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Master/worker lifecycle: start as a daemon, worker respawn and registry
 # reaping, reload (bad file kept out, good file rolls workers), a second
 # master on the same instance refused, graceful TERM, and kill -9 of the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The man pages are clean under mandoc -Tlint.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need mandoc

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racerd-protocol(7) cannot go stale silently: every frame type, error
 # code, close code, HTTP status, query parameter, JSON member and presence
 # event that the daemon's source can emit or accept is documented in it

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer with tokens: --token-file is sent as ?token=; a refused join (401
 # without a valid token, 403 on a chat not granted) and a close with 4001
 # are one line on stderr and exit 4; a read-only token's message is

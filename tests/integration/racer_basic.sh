@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer(1) basics: two racer processes (alice in text, bob with --json)
 # chat through a 2-worker racerd, driven through fifos; an independent
 # client (python3-websockets) sees the same messages in the same order,

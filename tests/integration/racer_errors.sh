@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer's failures, each one clear line on stderr and the documented exit
 # status: usage and bad URLs (2); a closed port, an unknown host, a plain
 # HTTP server, a server that says nothing, one that does not speak HTTP

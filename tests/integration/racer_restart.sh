@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer across server trouble.  A listening racer ("watch") and a sending
 # one ("feed", --send - from a fifo) stay up while racerd is restarted
 # (TERM, then started again on the same port and configuration, the

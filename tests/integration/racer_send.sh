@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer --send: 100 lines from standard input are all acknowledged, exit
 # 0 with nothing on stdout, and HTTP history holds each exactly once, in
 # order, from the sender, with distinct 16-hex-digit ids.  --send TEXT.

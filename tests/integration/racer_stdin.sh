@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer(1) on an input that never ends and has no newline (/dev/zero, read
 # a chunk per loop turn, and the same through a pipe): it refuses the
 # over-long line once, stays in its chat (it prints what another member

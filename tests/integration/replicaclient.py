@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: store-sync-replicas (store_replicas.sh).
 """One primary with one replica; instance A has store-sync-replicas = 1,
 instance B has 0.  While the replica runs, every message acknowledged

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # A silently dead subscription: racerd (2 workers) reaches redis through
 # a small TCP proxy (wsclient proxy); mid-stream the proxy blackholes one
 # worker's subscription connection (it stays open, every byte is dropped

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Faults under load: 50 self-resuming members chat in 5 chats over two
 # racerd instances (3 workers each) sharing one redis-server (AOF,
 # appendfsync always, on a unix socket in the test directory), while

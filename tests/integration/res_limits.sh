@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Limits trigger at their configured value and not before, each on an
 # instance of its own (one external store):
 # - max-connections = 4 (WebSocket connections of all workers): the 5th

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Presence across hosts: two racerd instances (A, B; 2 workers each) on one
 # external redis-server, session-lease = 3, reconnect-window = 2. Members
 # on both; GET /chats/C/presence on either lists all of them connected,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # A slow member: it joins on a raw socket with a small receive buffer and
 # reads nothing more while 10 MiB (160 messages of 64 KiB) are sent to its
 # chat (max-outbound-bytes = 1 MiB, max-message-size = 128 KiB). It is

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Store outage: 20 members of one chat (2 workers) send with ids, one at a
 # time, retrying "unavailable" with the same id, while the external
 # redis-server (AOF, appendfsync always) is killed (-9) and started again

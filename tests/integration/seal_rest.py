@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: message bodies sealed at rest (seal_rest.sh).
 """Steps, each against running racerd instances sharing one redis-server:
 

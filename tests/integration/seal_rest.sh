@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Message bodies sealed at rest (storage-key-file): members and HTTP
 # history read them in clear, while the store's keys, its AOF and its
 # pub/sub hold no plaintext body (and, without the key file, they do: the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Idempotent sends: one id sent twice (back to back, and again later) is
 # stored once; both echoes carry the one seq and the other member gets it
 # once. Another user's message with the same id is a message of its own.

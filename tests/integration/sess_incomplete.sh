@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Recovery is all or nothing. Instance a (history-size 50): a client 100
 # messages behind, its position trimmed out of history, resumes with
 # complete:false and nothing replayed, then gets live traffic; 5 behind is

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Graceful restart: 50 clients in one chat, 5 of them sending (100
 # messages before, then one every 50 ms each, through the restart). racerd
 # gets TERM and is started again on the same port and configuration (the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Resume without loss: while one client streams 500 messages, another is
 # cut off (TCP abort, no close frame) and resumes with its token and last
 # seq: first on another worker of the same racerd (X-Racerd-Worker

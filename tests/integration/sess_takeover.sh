@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Take-over: a resume of a session whose connection is still open closes
 # the old connection with 4009 and the new one replays and goes on. Then
 # ten times two resumes of one session at once (the holder connected or

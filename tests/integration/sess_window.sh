@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The reconnect window (3 s here): a resume 1.5 s after a TCP abort
 # replays what was missed; after the window the watcher sees presence
 # leave (not before the window ends, at most 2.5 s after), the resume gets

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Sessions outlive their worker (reconnect-window 3 s, session-lease 3 s,
 # external store). 1: 4 clients on one worker drop their connections (TCP
 # abort); once a member on the other worker has seen them away, their

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: chats spread over store shards (store_shards.sh).
 """Two racerd instances share three redis-servers as shards.
 

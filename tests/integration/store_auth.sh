@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Store credentials: a redis-server with requirepass and a Redis 6 ACL
 # user.  redis://:PASSWORD@ and redis://USER:PASSWORD@ (a %-escaped @ in
 # it) both chat; a wrong password stops racerd at start with the store's

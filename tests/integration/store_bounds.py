@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: what one client can make the store and a worker
 # hold, and answers that must not go wrong (store_bounds.sh runs this).
 """Checks, each against a running racerd (python3-websockets as client):

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Store bounds and answers one client must not be able to break: a 128-byte
 # chat id chats live; dedup ids cannot collide across users; refused
 # upgrades are not left counted; a ?since= join is a member; aborted

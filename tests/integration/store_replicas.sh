@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # store-sync-replicas: a primary redis-server and its replica on loopback
 # ports; racerd a waits for one replica (WAIT 1) before a message is
 # delivered and acknowledged, racerd b does not wait.  With the replica

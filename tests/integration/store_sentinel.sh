@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Failover with Redis Sentinel: a primary, two replicas and three
 # sentinels (down-after 1 s) on loopback ports; racerd finds the primary
 # through sentinel://.  A client chats under load, the primary is killed

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Shards: two racerd instances share three redis-servers named by one
 # redis option.  200 chats, a member of each on both instances: every
 # chat's keys and channel are on the shard the jump hash names (checked

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # TLS on the client port: racerd listens plain and TLS at once, with a
 # certificate signed by a CA this test makes with openssl.  /healthz and
 # /metrics answer on both ports; python3-websockets chats over wss://

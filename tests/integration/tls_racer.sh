@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer(1) over wss://: with --cacert it chats with an independent
 # python3-websockets member (both verify the test's CA); without it the
 # certificate does not verify against the system's store: exit 3 and the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Certificates change without dropping anyone: a WebSocket opened over
 # TLS, then SIGHUP with a new certificate (serial 2) in the same files:
 # the next handshake shows serial 2, the open connection still chats and

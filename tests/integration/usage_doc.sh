@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racerd -h, racer -h and racerctl -h print the options of the SYNOPSIS of
 # their manual pages, and each page's SYNOPSIS has every option it
 # describes (tests/integration/doccheck.py compares them).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # End-to-end encryption in the page (libsodium.js, loaded only then):
 # alice's and bob's pages share a secret and read each other; carol's,
 # with another secret, shows "[encrypted message it cannot read]"; HTTP

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # racer.js unit tests under Node's test runner (the library needs no
 # DOM): close-code classes, back-off and jitter, resume with session and
 # last, re-sends with the same id, gap recovery from history, token

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # "Load older" in the chat page: 500 messages (m1..m500, sent by racer)
 # are paged back from the last 50 shown on joining, with the keyboard
 # (Enter on the button), until the page says it is the beginning; the

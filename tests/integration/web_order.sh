@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # The chat page in headless Chromium: two pages (alice and bob, each in
 # its own browser) join one chat, type 8 messages each with the keyboard
 # (Enter sends), and both show the same 16 messages in the same order, as

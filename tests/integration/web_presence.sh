@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Presence in the chat page: alice's page lists only her; bob's page
 # joins and appears in her list (count 2), and he sees both; bob leaves
 # (the Leave button, closing with 1000) and is gone from her list.

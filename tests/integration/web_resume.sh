@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # A worker is killed -9 under an open page (2 workers; the page's worker
 # is the one the registry counts its connection on).  A racer, on the
 # other worker when the kernel lets it, sends 30 messages at once.  The

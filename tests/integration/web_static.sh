@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
 # Static files under webroot: / serves index.html, /racer.js its
 # library, with Content-Type, Content-Length, ETag and Cache-Control;
 # If-None-Match gives 304 (and a changed file a new ETag); HEAD has the

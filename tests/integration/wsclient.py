@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 # racerd integration tests: the client side, run by tests/integration/chat_*.sh.
 """Drive racerd over real WebSocket connections and check what comes back.
 

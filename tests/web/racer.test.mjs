@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: ISC
 // racer.js unit tests: node --test tests/web/racer.test.mjs
 // The library needs no DOM: a scripted fake WebSocket plays the server,
 // so the resume logic, close-code classes, ids and sends are tested
