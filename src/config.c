@@ -161,7 +161,7 @@ const struct config_option config_table[] = {
 	  "before it is delivered and acknowledged; 0: do not wait", NULL },
 	{ "recovery-max", CONFIG_INT, 1, 1000000, "1000", OFF(recovery_max),
 	  "most missed messages replayed on a resume", NULL },
-	{ "presence-events-max", CONFIG_INT, 0, 16777216, "1000",
+	{ "presence-events-max", CONFIG_INT, 0, 16777216, "100",
 	  OFF(presence_events_max),
 	  "members a chat may have for presence events to be sent; 0: any",
 	  NULL },
