@@ -241,13 +241,18 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 		log_warnx("event_base_new failed");
 		return (RD_EXIT_FATAL);
 	}
+	/*
+	 * Backlog 0: the master listened already (4096).  -1 would make
+	 * libevent listen again, with 128, and a burst of connects would
+	 * overflow it: dropped SYNs, retried by the client a second later.
+	 */
 	if (lfd != -1 && (wk.listener = evconnlistener_new(wk.base,
-	    worker_accept, NULL, LEV_OPT_CLOSE_ON_EXEC, -1, lfd)) == NULL) {
+	    worker_accept, NULL, LEV_OPT_CLOSE_ON_EXEC, 0, lfd)) == NULL) {
 		log_warnx("cannot listen");
 		return (RD_EXIT_FATAL);
 	}
 	if (tlsfd != -1 && (wk.tls_listener = evconnlistener_new(wk.base,
-	    worker_accept, &wk, LEV_OPT_CLOSE_ON_EXEC, -1, tlsfd)) == NULL) {
+	    worker_accept, &wk, LEV_OPT_CLOSE_ON_EXEC, 0, tlsfd)) == NULL) {
 		log_warnx("cannot listen");
 		return (RD_EXIT_FATAL);
 	}
