@@ -757,7 +757,7 @@ auth_expired(__unused evutil_socket_t fd, __unused short events, void *arg)
 		return;
 	}
 	log_debug("closing %s: token expired", c->user);
-	ws_close(c, 4001, "token expired");
+	ws_close(c, WS_CLOSE_UNAUTHORIZED, "token expired");
 }
 
 /* Arm the connection's expiry timer for exp + leeway. */

@@ -792,7 +792,7 @@ conn_flush(struct conn *c)
 	if (n == -1 && saved != EAGAIN && saved != EINTR) {
 		log_debug("write to %s: %s", c->user, strerror(saved));
 		if (c->state == CONN_WS && c->close_code == 0)
-			c->close_code = 1006;
+			c->close_code = WS_CLOSE_ABNORMAL;
 		conn_close(c);
 		return;
 	}
@@ -861,7 +861,7 @@ conn_event_cb(__unused struct bufferevent *bev, short what, void *arg)
 			    tls_strerror(c->bev));
 		}
 		if (c->state == CONN_WS && c->close_code == 0)
-			c->close_code = 1006;
+			c->close_code = WS_CLOSE_ABNORMAL;
 		conn_close(c);
 	} else if ((what & BEV_EVENT_TIMEOUT) && c->state == CONN_WS)
 		ws_timeout(c);
@@ -978,7 +978,7 @@ conn_drain_all(void)
 
 	TAILQ_FOREACH_SAFE(c, &wk.conns, entry, next) {
 		if (c->state == CONN_WS)
-			ws_close(c, 4200, "server restarting: resume at once");
+			ws_close(c, WS_CLOSE_RESTART, "server restarting: resume at once");
 		else if (c->state == CONN_HTTP && !c->in_request)
 			conn_close(c);
 	}

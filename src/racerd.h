@@ -530,6 +530,21 @@ int		 static_etag_match(const char *, const char *);
 int		 static_serve(struct conn *, const struct http_req *, int);
 
 /* ws.c */
+/*
+ * Close codes (racerd-protocol(7)): RFC 6455's, then racerd's own; 1005
+ * and 1006 are only recorded, never sent.
+ */
+#define WS_CLOSE_NORMAL		1000
+#define WS_CLOSE_PROTOCOL	1002
+#define WS_CLOSE_UNSUPPORTED	1003
+#define WS_CLOSE_NO_STATUS	1005
+#define WS_CLOSE_ABNORMAL	1006
+#define WS_CLOSE_POLICY		1008
+#define WS_CLOSE_UNAUTHORIZED	4001
+#define WS_CLOSE_TAKEN_OVER	4009
+#define WS_CLOSE_RATE		4100
+#define WS_CLOSE_RESTART	4200
+#define WS_CLOSE_TOO_SLOW	4208
 int		 ws_start(struct conn *);
 void		 ws_input(struct conn *);
 void		 ws_output(struct conn *);

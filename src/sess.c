@@ -240,7 +240,7 @@ sess_detach(struct conn *c)
 	c->attached = 0;
 	sess_of(c, room_name(c->room), &s, owner, sizeof owner);
 	last = sess_position(c);
-	if (c->close_code == 1000 && c->close_by_client)
+	if (c->close_code == WS_CLOSE_NORMAL && c->close_by_client)
 		rc = bus_end(&s, last, SESS_POS_TTL);
 	else
 		rc = bus_detach(&s, last, util_now_ms() +
@@ -295,5 +295,5 @@ void
 sess_taken_over(struct conn *c)
 {
 	c->attached = 0;
-	ws_close(c, 4009, "session taken over by a newer connection");
+	ws_close(c, WS_CLOSE_TAKEN_OVER, "session taken over by a newer connection");
 }

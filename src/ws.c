@@ -99,7 +99,7 @@ ws_refuse(struct conn *c, const char *code, const char *message)
 {
 	ws_send_error(c, code, message);
 	if (++c->errors >= WS_MAX_ERRORS)
-		ws_close(c, 1008, "too many refused requests");
+		ws_close(c, WS_CLOSE_POLICY, "too many refused requests");
 }
 
 static void
@@ -184,7 +184,7 @@ ws_rate_ok(struct conn *c, const char *id)
 	ws_send_error_id(c, "rate_limited", "too many messages; slow down",
 	    id);
 	if (++c->limited >= WS_MAX_LIMITED)
-		ws_close(c, 4100, "message rate exceeded; reconnect later");
+		ws_close(c, WS_CLOSE_RATE, "message rate exceeded; reconnect later");
 	return (0);
 }
 
@@ -237,11 +237,11 @@ ws_msg_cb(wslay_event_context_ptr ctx,
 		break;
 	case WSLAY_BINARY_FRAME:
 		/* RFC 6455 §7.4.1: 1003, a type of data it cannot accept. */
-		ws_close(c, 1003, "binary messages are not accepted");
+		ws_close(c, WS_CLOSE_UNSUPPORTED, "binary messages are not accepted");
 		break;
 	case WSLAY_CONNECTION_CLOSE:
 		if (!c->ws_closing) {
-			c->close_code = arg->status_code == 0 ? 1005 :
+			c->close_code = arg->status_code == 0 ? WS_CLOSE_NO_STATUS :
 			    arg->status_code;
 			c->close_by_client = 1;
 		}
@@ -373,11 +373,11 @@ ws_protocol_error(struct conn *c)
 
 	frame[0] = 0x88;
 	frame[1] = 2 + sizeof reason - 1;
-	frame[2] = 1002 >> 8;
-	frame[3] = 1002 & 0xff;
+	frame[2] = WS_CLOSE_PROTOCOL >> 8;
+	frame[3] = WS_CLOSE_PROTOCOL & 0xff;
 	memcpy(frame + 4, reason, sizeof reason - 1);
 	c->ws_closing = 1;
-	c->close_code = 1002;
+	c->close_code = WS_CLOSE_PROTOCOL;
 	evbuffer_add(bufferevent_get_output(c->bev), frame, sizeof frame);
 	conn_close_after_write(c);
 }
@@ -410,7 +410,7 @@ ws_too_slow(struct conn *c)
 	wk.counters->closes_slow++;
 	log_debug("closing %s: more than %d bytes queued", c->user,
 	    wk.cfg->max_outbound_bytes);
-	ws_close(c, 4208, "too slow: resume from history");
+	ws_close(c, WS_CLOSE_TOO_SLOW, "too slow: resume from history");
 }
 
 /* Send what wslay has queued, then see whether the socket is done. */
@@ -478,7 +478,7 @@ ws_timeout(struct conn *c)
 	if (c->pinged) {
 		log_debug("dropping %s: silent for %d s", c->user,
 		    wk.cfg->idle_timeout);
-		c->close_code = 1006;
+		c->close_code = WS_CLOSE_ABNORMAL;
 		conn_close(c);
 		return;
 	}
