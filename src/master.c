@@ -74,7 +74,7 @@ static struct {
 	struct event		*store_timer;
 	int			 store_failures;
 	struct event		*sig[6];
-} m;
+} master;
 
 static void	master_spawn(int);
 static void	master_reload_step(void);
@@ -192,8 +192,8 @@ master_write_pidfile(const char *path, char **cause)
 		why = NULL;
 		goto fail;
 	}
-	m.pidfd = fd;
-	m.pidfile_written = 1;
+	master.pidfd = fd;
+	master.pidfile_written = 1;
 	return (0);
 
 fail:
@@ -209,8 +209,8 @@ master_live_workers(void)
 {
 	int	 i, n = 0;
 
-	for (i = 0; i < m.nworkers; i++)
-		if (m.w[i].pid > 0)
+	for (i = 0; i < master.nworkers; i++)
+		if (master.w[i].pid > 0)
 			n++;
 	return (n);
 }
@@ -220,25 +220,25 @@ master_signal_workers(int signo)
 {
 	int	 i;
 
-	for (i = 0; i < m.nworkers; i++)
-		if (m.w[i].pid > 0)
-			kill(m.w[i].pid, signo);
+	for (i = 0; i < master.nworkers; i++)
+		if (master.w[i].pid > 0)
+			kill(master.w[i].pid, signo);
 }
 
 /* Everything is stopped: release what the master holds and leave. */
 static void
 master_finish(void)
 {
-	store_embedded_stop(m.cfg->shutdown_timeout);
-	if (m.reg != NULL) {
-		reg_close(m.reg);
-		reg_unlink(m.regname);
-		m.reg = NULL;
+	store_embedded_stop(master.cfg->shutdown_timeout);
+	if (master.reg != NULL) {
+		reg_close(master.reg);
+		reg_unlink(master.regname);
+		master.reg = NULL;
 	}
-	if (m.pidfile_written)
-		unlink(m.cfg->pid_file);
+	if (master.pidfile_written)
+		unlink(master.cfg->pid_file);
 	log_info("exiting");
-	event_base_loopbreak(m.base);
+	event_base_loopbreak(master.base);
 }
 
 static void
@@ -247,36 +247,36 @@ master_stop_timeout(__unused evutil_socket_t fd, __unused short events,
 {
 	log_warnx("shutdown-timeout passed: killing %d worker(s)",
 	    master_live_workers());
-	m.stopping = 2;
+	master.stopping = 2;
 	master_signal_workers(SIGKILL);
 }
 
 static void
 master_stop(int signo)
 {
-	struct timeval	 tv = { m.cfg->shutdown_timeout, 0 };
+	struct timeval	 tv = { master.cfg->shutdown_timeout, 0 };
 	int		 i;
 
-	if (m.stopping) {
+	if (master.stopping) {
 		log_info("second signal %d: forcing shutdown", signo);
-		m.stopping = 2;
+		master.stopping = 2;
 		master_signal_workers(SIGKILL);
 		return;
 	}
 	log_info("signal %d: shutting down gracefully", signo);
-	m.stopping = 1;
-	for (i = 0; i < m.nworkers; i++)
-		if (m.w[i].respawn != NULL)
-			evtimer_del(m.w[i].respawn);
-	if (m.store_timer != NULL)
-		evtimer_del(m.store_timer);
+	master.stopping = 1;
+	for (i = 0; i < master.nworkers; i++)
+		if (master.w[i].respawn != NULL)
+			evtimer_del(master.w[i].respawn);
+	if (master.store_timer != NULL)
+		evtimer_del(master.store_timer);
 	master_signal_workers(SIGTERM);
 	if (master_live_workers() == 0) {
 		master_finish();
 		return;
 	}
-	m.stop_timer = evtimer_new(m.base, master_stop_timeout, NULL);
-	evtimer_add(m.stop_timer, &tv);
+	master.stop_timer = evtimer_new(master.base, master_stop_timeout, NULL);
+	evtimer_add(master.stop_timer, &tv);
 }
 
 static void
@@ -285,7 +285,7 @@ master_respawn_cb(__unused evutil_socket_t fd, __unused short events,
 {
 	int	 i = (int)(intptr_t)arg;
 
-	if (!m.stopping && m.w[i].pid == -1)
+	if (!master.stopping && master.w[i].pid == -1)
 		master_spawn(i);
 }
 
@@ -296,14 +296,14 @@ master_respawn_cb(__unused evutil_socket_t fd, __unused short events,
 static void
 master_worker_exited(int i, int status)
 {
-	struct master_worker	*w = &m.w[i];
+	struct master_worker	*w = &master.w[i];
 	uint64_t		 removed = 0, now = util_mono_ms();
 	struct timeval		 tv;
 	int			 crashed, delay;
 
 	w->pid = -1;
 	iplimit_worker_gone(i);
-	if (reg_worker_reap(m.reg, i, &removed) != 0)
+	if (reg_worker_reap(master.reg, i, &removed) != 0)
 		log_warn("worker[%d]: registry reap failed", i);
 	if (WIFSIGNALED(status))
 		log_warnx("worker[%d] killed by signal %d (%llu members "
@@ -313,7 +313,7 @@ master_worker_exited(int i, int status)
 		log_info("worker[%d] exited with status %d (%llu members "
 		    "reaped)", i, WEXITSTATUS(status),
 		    (unsigned long long)removed);
-	if (m.stopping) {
+	if (master.stopping) {
 		if (master_live_workers() == 0)
 			master_finish();
 		return;
@@ -358,7 +358,7 @@ master_worker_exited(int i, int status)
 check:
 	if (master_live_workers() == 0) {
 		log_warnx("no worker left running; shutting down");
-		m.exit_code = 1;
+		master.exit_code = 1;
 		master_stop(SIGTERM);
 	}
 }
@@ -371,20 +371,20 @@ master_store_restart(__unused evutil_socket_t fd, __unused short events,
 	struct timeval	 tv;
 	int		 delay;
 
-	if (m.stopping)
+	if (master.stopping)
 		return;
-	if (store_embedded_start(m.cfg, &cause) == 0) {
+	if (store_embedded_start(master.cfg, &cause) == 0) {
 		log_info("embedded store restarted");
-		m.store_failures = 0;
+		master.store_failures = 0;
 		return;
 	}
 	log_warnx("embedded store restart failed: %s", cause);
 	free(cause);
-	m.store_failures++;
-	delay = 250 << (m.store_failures < 5 ? m.store_failures : 5);
+	master.store_failures++;
+	delay = 250 << (master.store_failures < 5 ? master.store_failures : 5);
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(m.store_timer, &tv);
+	evtimer_add(master.store_timer, &tv);
 }
 
 static void
@@ -397,15 +397,15 @@ master_chld(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == store_embedded_pid()) {
 			store_embedded_stop(-1);
-			if (m.stopping)
+			if (master.stopping)
 				continue;
 			log_warnx("embedded store (pid %ld) died; restarting "
 			    "it", (long)pid);
-			evtimer_add(m.store_timer, &tv);
+			evtimer_add(master.store_timer, &tv);
 			continue;
 		}
-		for (i = 0; i < m.nworkers; i++) {
-			if (m.w[i].pid == pid) {
+		for (i = 0; i < master.nworkers; i++) {
+			if (master.w[i].pid == pid) {
 				master_worker_exited(i, status);
 				break;
 			}
@@ -436,44 +436,47 @@ master_child_reset(void)
 static void
 master_spawn(int i)
 {
-	char	 role[32];
-	pid_t	 pid, master = getpid();
-	int	 rc;
+	struct timeval	 one = { 1, 0 };
+	char		 role[32];
+	pid_t		 pid, parent = getpid();
+	int		 rc;
 
 	pid = fork();
 	if (pid == -1) {
+		/* Out of processes: try again in a second. */
 		log_warn("worker[%d]: fork", i);
-		{ struct timeval one = { 1, 0 }; evtimer_add(m.w[i].respawn, &one); }
+		if (evtimer_add(master.w[i].respawn, &one) != 0)
+			log_warnx("worker[%d]: cannot arm its respawn", i);
 		return;
 	}
 	if (pid == 0) {
 		/* A worker never outlives its master. */
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
-		    getppid() != master)
+		    getppid() != parent)
 			_exit(RD_EXIT_FATAL);
 		/*
 		 * Let go of the master's loop without touching the epoll
 		 * instance the master still uses: reinit gives the child its
 		 * own backend, which is then freed with the base.
 		 */
-		if (event_reinit(m.base) == 0)
-			event_base_free(m.base);
-		m.base = NULL;
-		if (m.ready != -1)
-			close(m.ready);
+		if (event_reinit(master.base) == 0)
+			event_base_free(master.base);
+		master.base = NULL;
+		if (master.ready != -1)
+			close(master.ready);
 		/* The pid file's lock is the master's alone. */
-		if (m.pidfd != -1)
-			close(m.pidfd);
+		if (master.pidfd != -1)
+			close(master.pidfd);
 		master_child_reset();
 		snprintf(role, sizeof role, "worker[%d]", i);
 		log_set_role(role);
-		rc = worker_main(m.cfg, m.reg, i, m.lfd, m.tlsfd,
-		    m.store_addr);
+		rc = worker_main(master.cfg, master.reg, i, master.lfd, master.tlsfd,
+		    master.store_addr);
 		log_close();
 		_exit(rc);
 	}
-	m.w[i].pid = pid;
-	m.w[i].started = util_mono_ms();
+	master.w[i].pid = pid;
+	master.w[i].started = util_mono_ms();
 	log_info("worker[%d] started, pid %ld", i, (long)pid);
 }
 
@@ -483,12 +486,12 @@ master_reload_step(void)
 {
 	int	 i;
 
-	for (i = 0; i < m.nworkers; i++) {
-		if (m.w[i].replace && m.w[i].pid > 0) {
-			kill(m.w[i].pid, SIGTERM);
+	for (i = 0; i < master.nworkers; i++) {
+		if (master.w[i].replace && master.w[i].pid > 0) {
+			kill(master.w[i].pid, SIGTERM);
 			return;
 		}
-		m.w[i].replace = 0;
+		master.w[i].replace = 0;
 	}
 	log_info("reload complete");
 }
@@ -518,8 +521,8 @@ master_reload(void)
 	char		*cause = NULL, *warn = NULL;
 	int		 i;
 
-	if (m.cfg->path != NULL)
-		next = config_load(m.cfg->path, &cause);
+	if (master.cfg->path != NULL)
+		next = config_load(master.cfg->path, &cause);
 	else
 		next = config_default();
 	if (next != NULL && (config_resolve(next, &cause) != 0 ||
@@ -537,29 +540,29 @@ master_reload(void)
 		free(cause);
 		return;
 	}
-	master_keep("listen", &m.cfg->listen, &next->listen);
-	master_keep("tls-listen", &m.cfg->tls_listen, &next->tls_listen);
-	master_keep("instance", &m.cfg->instance, &next->instance);
-	master_keep("run-dir", &m.cfg->run_dir, &next->run_dir);
-	master_keep("state-dir", &m.cfg->state_dir, &next->state_dir);
-	master_keep("pid-file", &m.cfg->pid_file, &next->pid_file);
-	master_keep("redis", &m.cfg->redis, &next->redis);
-	if (config_workers(next) != m.nworkers) {
+	master_keep("listen", &master.cfg->listen, &next->listen);
+	master_keep("tls-listen", &master.cfg->tls_listen, &next->tls_listen);
+	master_keep("instance", &master.cfg->instance, &next->instance);
+	master_keep("run-dir", &master.cfg->run_dir, &next->run_dir);
+	master_keep("state-dir", &master.cfg->state_dir, &next->state_dir);
+	master_keep("pid-file", &master.cfg->pid_file, &next->pid_file);
+	master_keep("redis", &master.cfg->redis, &next->redis);
+	if (config_workers(next) != master.nworkers) {
 		log_warnx("reload: workers cannot change without a restart; "
-		    "keeping %d", m.nworkers);
-		next->workers = m.nworkers;
+		    "keeping %d", master.nworkers);
+		next->workers = master.nworkers;
 	}
-	if (next->max_chats != m.cfg->max_chats) {
+	if (next->max_chats != master.cfg->max_chats) {
 		log_warnx("reload: max-chats cannot change without a restart;"
-		    " keeping %d", m.cfg->max_chats);
-		next->max_chats = m.cfg->max_chats;
+		    " keeping %d", master.cfg->max_chats);
+		next->max_chats = master.cfg->max_chats;
 	}
 	/* Workers started from now on inherit this context. */
 	if (tls_configure(next, &cause) != 0) {
 		log_warnx("reload: %s; keeping the old certificate", cause);
 		free(cause);
 	}
-	if (config_same(m.cfg, next)) {
+	if (config_same(master.cfg, next)) {
 		config_free(next);
 		/* Only the files it names may have changed. */
 		log_info("configuration unchanged; workers reload the "
@@ -567,12 +570,12 @@ master_reload(void)
 		master_signal_workers(SIGHUP);
 		return;
 	}
-	config_free(m.cfg);
-	m.cfg = next;
-	log_set_level(m.cfg->log_level);
+	config_free(master.cfg);
+	master.cfg = next;
+	log_set_level(master.cfg->log_level);
 	log_info("configuration reloaded; replacing workers one at a time");
-	for (i = 0; i < m.nworkers; i++)
-		m.w[i].replace = (m.w[i].pid > 0);
+	for (i = 0; i < master.nworkers; i++)
+		master.w[i].replace = (master.w[i].pid > 0);
 	master_reload_step();
 }
 
@@ -586,7 +589,7 @@ master_signal(evutil_socket_t signo, __unused short events,
 		master_stop(signo);
 		break;
 	case SIGHUP:
-		if (!m.stopping)
+		if (!master.stopping)
 			master_reload();
 		break;
 	case SIGUSR1:
@@ -665,12 +668,12 @@ master_warn_secret(const char *addr)
 	struct config_store	 st;
 	struct stat		 sb;
 
-	if (m.cfg->path == NULL || config_store_parse(addr, &st) != 0 ||
+	if (master.cfg->path == NULL || config_store_parse(addr, &st) != 0 ||
 	    st.password[0] == '\0')
 		return;
-	if (stat(m.cfg->path, &sb) == 0 && (sb.st_mode & S_IROTH))
+	if (stat(master.cfg->path, &sb) == 0 && (sb.st_mode & S_IROTH))
 		log_warnx("%s holds the store's password and is readable by "
-		    "everyone; chmod o-r it", m.cfg->path);
+		    "everyone; chmod o-r it", master.cfg->path);
 	sodium_memzero(&st, sizeof st);
 }
 
@@ -683,42 +686,42 @@ master_start(char **cause)
 	u_int	  n;
 	size_t	  i;
 
-	if (util_mkdir_p(m.cfg->run_dir, 0755, cause) != 0)
+	if (util_mkdir_p(master.cfg->run_dir, 0755, cause) != 0)
 		return (-1);
-	xasprintf(&m.regname, "/racerd-%s", m.cfg->instance);
-	m.nworkers = config_workers(m.cfg);
-	m.reg = reg_create(m.regname, m.cfg->max_chats, m.nworkers, cause);
-	if (m.reg == NULL)
+	xasprintf(&master.regname, "/racerd-%s", master.cfg->instance);
+	master.nworkers = config_workers(master.cfg);
+	master.reg = reg_create(master.regname, master.cfg->max_chats, master.nworkers, cause);
+	if (master.reg == NULL)
 		return (-1);
-	if (iplimit_init(m.nworkers, cause) != 0)
+	if (iplimit_init(master.nworkers, cause) != 0)
 		return (-1);
-	if (reg_replaced(m.reg))
+	if (reg_replaced(master.reg))
 		log_warnx("replaced a stale registry segment %s (its master "
-		    "is gone)", m.regname);
-	if (master_write_pidfile(m.cfg->pid_file, cause) != 0)
+		    "is gone)", master.regname);
+	if (master_write_pidfile(master.cfg->pid_file, cause) != 0)
 		return (-1);
 
-	m.base = event_base_new();
-	if (m.base == NULL) {
+	master.base = event_base_new();
+	if (master.base == NULL) {
 		xasprintf(cause, "event_base_new failed");
 		return (-1);
 	}
 	for (i = 0; i < nitems(sigs); i++) {
-		m.sig[i] = evsignal_new(m.base, sigs[i], master_signal, NULL);
-		if (m.sig[i] == NULL || evsignal_add(m.sig[i], NULL) != 0) {
+		master.sig[i] = evsignal_new(master.base, sigs[i], master_signal, NULL);
+		if (master.sig[i] == NULL || evsignal_add(master.sig[i], NULL) != 0) {
 			xasprintf(cause, "cannot handle signal %d", sigs[i]);
 			return (-1);
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	m.store_timer = evtimer_new(m.base, master_store_restart, NULL);
+	master.store_timer = evtimer_new(master.base, master_store_restart, NULL);
 
-	if (strcmp(m.cfg->redis, "embedded") == 0) {
-		if (store_embedded_start(m.cfg, cause) != 0)
+	if (strcmp(master.cfg->redis, "embedded") == 0) {
+		if (store_embedded_start(master.cfg, cause) != 0)
 			return (-1);
 	}
-	m.store_addr = store_address(m.cfg);
-	list = config_store_list(m.store_addr, &n);
+	master.store_addr = store_address(master.cfg);
+	list = config_store_list(master.store_addr, &n);
 	for (i = 0; i < n; i++) {
 		if (store_check_policy(list[i], cause) != 0) {
 			config_store_list_free(list);
@@ -726,13 +729,13 @@ master_start(char **cause)
 		}
 		master_warn_secret(list[i]);
 	}
-	store_note_shards(m.cfg, list, n);
+	store_note_shards(master.cfg, list, n);
 	config_store_list_free(list);
 
-	m.w = xcalloc(m.nworkers, sizeof *m.w);
-	for (i = 0; i < (size_t)m.nworkers; i++) {
-		m.w[i].pid = -1;
-		m.w[i].respawn = evtimer_new(m.base, master_respawn_cb,
+	master.w = xcalloc(master.nworkers, sizeof *master.w);
+	for (i = 0; i < (size_t)master.nworkers; i++) {
+		master.w[i].pid = -1;
+		master.w[i].respawn = evtimer_new(master.base, master_respawn_cb,
 		    (void *)(intptr_t)i);
 	}
 	return (0);
@@ -748,20 +751,20 @@ master_main(struct config *cfg, int foreground)
 	char	*cause = NULL;
 	int	 i, ready = -1;
 
-	m.cfg = cfg;
-	m.lfd = m.tlsfd = -1;
-	m.pidfd = -1;
+	master.cfg = cfg;
+	master.lfd = master.tlsfd = -1;
+	master.pidfd = -1;
 	if (tls_configure(cfg, &cause) != 0 ||
 	    (*cfg->listen != '\0' &&
-	    (m.lfd = master_listen(cfg->listen, &cause)) == -1) ||
+	    (master.lfd = master_listen(cfg->listen, &cause)) == -1) ||
 	    (tls_enabled(cfg) &&
-	    (m.tlsfd = master_listen(cfg->tls_listen, &cause)) == -1)) {
+	    (master.tlsfd = master_listen(cfg->tls_listen, &cause)) == -1)) {
 		fprintf(stderr, "racerd: %s\n", cause);
 		return (1);
 	}
 	if (!foreground)
 		ready = master_daemonize();
-	m.ready = ready;
+	master.ready = ready;
 	log_open(cfg->log_file, foreground, cfg->log_level, "master");
 
 	if (master_start(&cause) != 0) {
@@ -771,30 +774,30 @@ master_main(struct config *cfg, int foreground)
 			fprintf(stderr, "racerd: %s\n", cause);
 		master_report(ready, cause);
 		free(cause);
-		if (m.pidfile_written)
+		if (master.pidfile_written)
 			unlink(cfg->pid_file);
 		store_embedded_stop(cfg->shutdown_timeout);
-		if (m.reg != NULL) {
-			reg_close(m.reg);
-			reg_unlink(m.regname);
+		if (master.reg != NULL) {
+			reg_close(master.reg);
+			reg_unlink(master.regname);
 		}
 		return (1);
 	}
-	if (m.lfd != -1)
-		master_log_listen(m.lfd, "");
-	if (m.tlsfd != -1)
-		master_log_listen(m.tlsfd, " (TLS)");
-	if (m.lfd != -1)
-		auth_check_listen(m.lfd);
-	if (m.tlsfd != -1)
-		auth_check_listen(m.tlsfd);
+	if (master.lfd != -1)
+		master_log_listen(master.lfd, "");
+	if (master.tlsfd != -1)
+		master_log_listen(master.tlsfd, " (TLS)");
+	if (master.lfd != -1)
+		auth_check_listen(master.lfd);
+	if (master.tlsfd != -1)
+		auth_check_listen(master.tlsfd);
 	log_info("racerd %s starting %d worker(s), instance %s",
-	    PACKAGE_VERSION, m.nworkers, cfg->instance);
-	for (i = 0; i < m.nworkers; i++)
+	    PACKAGE_VERSION, master.nworkers, cfg->instance);
+	for (i = 0; i < master.nworkers; i++)
 		master_spawn(i);
 	master_report(ready, "ok");
-	m.ready = -1;
+	master.ready = -1;
 
-	event_base_dispatch(m.base);
-	return (m.exit_code);
+	event_base_dispatch(master.base);
+	return (master.exit_code);
 }
