@@ -303,7 +303,7 @@ bus_schedule_retry(struct bus_link *l)
 	delay = l->backoff / 2 + randombytes_uniform(l->backoff / 2 + 1);
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(l->retry, &tv);
+	util_timer_add(l->retry, &tv);
 }
 
 static void
@@ -531,7 +531,7 @@ bus_retry_now(struct bus_link *l)
 	if (l->ac != NULL || !evtimer_pending(l->retry, NULL))
 		return;
 	l->backoff = 0;
-	evtimer_add(l->retry, &now);
+	util_timer_add(l->retry, &now);
 }
 
 /* A sentinel's answer: the primary's address, or ask the next one. */
@@ -627,7 +627,7 @@ bus_watch_later(struct bus_shard *sh)
 	if (bus.closing || sh->watch_retry == NULL)
 		return;
 	sh->watch_next = (sh->watch_next + 1) % sh->nsentinels;
-	evtimer_add(sh->watch_retry, &tv);
+	util_timer_add(sh->watch_retry, &tv);
 }
 
 static void

@@ -208,7 +208,7 @@ conn_close_after_write(struct conn *c)
 		return;
 	}
 	/* A peer that never reads must not hold us forever. */
-	evtimer_add(c->timer, &tv);
+	util_timer_add(c->timer, &tv);
 }
 
 static void	conn_http_input(struct conn *);
@@ -218,7 +218,7 @@ conn_arm_timer(struct conn *c, int seconds)
 {
 	struct timeval	 tv = { seconds, 0 };
 
-	evtimer_add(c->timer, &tv);
+	util_timer_add(c->timer, &tv);
 }
 
 /* Worker slots that run and have beaten recently. */
@@ -889,7 +889,7 @@ conn_timeout(__unused evutil_socket_t fd, __unused short events, void *arg)
 		c->left_mark = left;
 		if (left > 0 && c->stalled < CONN_CLOSE_STALL &&
 		    ++c->close_ticks < CONN_CLOSE_TICKS) {
-			evtimer_add(c->timer, &tv);
+			util_timer_add(c->timer, &tv);
 			return;
 		}
 		conn_close(c);

@@ -276,7 +276,7 @@ master_stop(int signo)
 		return;
 	}
 	master.stop_timer = evtimer_new(master.base, master_stop_timeout, NULL);
-	evtimer_add(master.stop_timer, &tv);
+	util_timer_add(master.stop_timer, &tv);
 }
 
 static void
@@ -353,7 +353,7 @@ master_worker_exited(int i, int status)
 	log_info("worker[%d] respawns in %d ms", i, delay);
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(w->respawn, &tv);
+	util_timer_add(w->respawn, &tv);
 	return;
 check:
 	if (master_live_workers() == 0) {
@@ -384,7 +384,7 @@ master_store_restart(__unused evutil_socket_t fd, __unused short events,
 	delay = 250 << (master.store_failures < 5 ? master.store_failures : 5);
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(master.store_timer, &tv);
+	util_timer_add(master.store_timer, &tv);
 }
 
 static void
@@ -401,7 +401,7 @@ master_chld(void)
 				continue;
 			log_warnx("embedded store (pid %ld) died; restarting "
 			    "it", (long)pid);
-			evtimer_add(master.store_timer, &tv);
+			util_timer_add(master.store_timer, &tv);
 			continue;
 		}
 		for (i = 0; i < master.nworkers; i++) {

@@ -619,6 +619,7 @@ int		 xvasprintf(char **, const char *, va_list)
 /* util.c */
 uint64_t	 util_now_ms(void);
 uint64_t	 util_mono_ms(void);
+void		 util_timer_add(struct event *, const struct timeval *);
 int		 util_mkdir_p(const char *, mode_t, char **);
 
 #endif

@@ -369,7 +369,7 @@ room_leave(struct conn *c)
 	if (reg_leave(wk.reg, wk.idx, r->name, r->len) != 0)
 		log_warn("registry leave %s", r->name);
 	if (r->nmembers == 0)
-		evtimer_add(r->linger, &tv);
+		util_timer_add(r->linger, &tv);
 }
 
 /* Deliver one envelope to every welcomed member: one frame, shared. */
@@ -519,7 +519,7 @@ room_on_info(const struct bus_info *info, void *arg)
 	}
 	if (info == NULL) {
 		/* Store trouble: members wait; ask again in a second. */
-		evtimer_add(r->retry, &tv);
+		util_timer_add(r->retry, &tv);
 		return;
 	}
 	r->known = 1;

@@ -145,10 +145,10 @@ sess_init(void)
 		return (-1);
 	tv.tv_sec = SESS_EXPIRE_MS / 1000;
 	tv.tv_usec = (SESS_EXPIRE_MS % 1000) * 1000;
-	evtimer_add(sess.expire_ev, &tv);
+	util_timer_add(sess.expire_ev, &tv);
 	tv.tv_sec = SESS_RENEW_MS / 1000;
 	tv.tv_usec = (SESS_RENEW_MS % 1000) * 1000;
-	evtimer_add(sess.renew_ev, &tv);
+	util_timer_add(sess.renew_ev, &tv);
 	return (0);
 }
 

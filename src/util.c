@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "racerd.h"
 
 /* Wall-clock time in milliseconds since the epoch. */
@@ -60,3 +62,14 @@ util_mkdir_p(const char *path, mode_t mode, char **cause)
 	return (0);
 }
 
+
+/*
+ * Arm a timer.  libevent refuses only an event that was never set up, a
+ * bug that must not pass as a timer that never fires.
+ */
+void
+util_timer_add(struct event *ev, const struct timeval *tv)
+{
+	if (evtimer_add(ev, tv) != 0)
+		fatalx("evtimer_add failed");
+}

@@ -87,7 +87,7 @@ worker_accept(__unused struct evconnlistener *lev, evutil_socket_t fd,
 	total = reg_total_conns(wk.reg);
 	if (n > 1 && (uint64_t)wk.nws * n > total + n * WORKER_SHARE_SLACK) {
 		worker_listeners(0);
-		evtimer_add(wk.accept_pause, &tv);
+		util_timer_add(wk.accept_pause, &tv);
 	}
 }
 
@@ -100,7 +100,7 @@ worker_accept_error(struct evconnlistener *lev, __unused void *arg)
 	log_warn("accept");
 	evconnlistener_disable(lev);
 	worker_listeners(0);
-	evtimer_add(wk.accept_pause, &tv);
+	util_timer_add(wk.accept_pause, &tv);
 }
 
 static void
@@ -196,7 +196,7 @@ worker_signal(evutil_socket_t signo, __unused short events,
 		worker_listeners(0);
 		tv.tv_sec = wk.cfg->shutdown_timeout;
 		tv.tv_usec = 0;
-		evtimer_add(wk.drain_timer, &tv);
+		util_timer_add(wk.drain_timer, &tv);
 		conn_drain_all();
 		worker_conn_gone();
 		break;
@@ -274,7 +274,7 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 		log_warnx("cannot create events");
 		return (RD_EXIT_FATAL);
 	}
-	evtimer_add(hb, &tv);
+	util_timer_add(hb, &tv);
 	evsignal_add(sterm, NULL);
 	evsignal_add(sint, NULL);
 	evsignal_add(susr1, NULL);

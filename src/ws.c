@@ -459,7 +459,7 @@ ws_check_closed(struct conn *c)
 	/* We started the close: give the peer a moment to answer it. */
 	if (!c->close_wait) {
 		c->close_wait = 1;
-		evtimer_add(c->timer, &tv);
+		util_timer_add(c->timer, &tv);
 	}
 }
 
