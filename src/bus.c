@@ -459,8 +459,12 @@ bus_probe_shard(struct bus_shard *sh)
 			bus_down(l, "probe timed out");
 			redisAsyncFree(l->ac);	/* runs bus_on_disconnect */
 		} else if (l->probe_sent == 0) {
+			/* Unqueued, it times out like an unanswered one. */
 			l->probe_sent = now;
-			redisAsyncCommand(l->ac, bus_on_pong, NULL, "PING");
+			if (redisAsyncCommand(l->ac, bus_on_pong, NULL,
+			    "PING") != REDIS_OK)
+				log_debug("store %scmd probe not queued",
+				    sh->label);
 		}
 	}
 
@@ -479,8 +483,9 @@ bus_probe_shard(struct bus_shard *sh)
 	if (l->probe_sent == 0 && sh->cmd.up &&
 	    (now - sh->sub_seen > BUS_PROBE_MS || !l->up)) {
 		l->probe_sent = now;
-		redisAsyncCommand(sh->cmd.ac, NULL, NULL, "PUBLISH %s %s",
-		    sh->probe_ch, "probe");
+		if (redisAsyncCommand(sh->cmd.ac, NULL, NULL, "PUBLISH %s %s",
+		    sh->probe_ch, "probe") != REDIS_OK)
+			log_debug("store %ssub probe not queued", sh->label);
 	}
 }
 
@@ -731,7 +736,7 @@ bus_connect_to(struct bus_link *l)
 {
 	struct bus_shard	*sh = l->shard;
 	redisAsyncContext	*ac;
-	int			 i;
+	int			 i, rc;
 
 	if (sh->path[0] != '\0')
 		ac = redisAsyncConnectUnix(sh->path);
@@ -754,29 +759,40 @@ bus_connect_to(struct bus_link *l)
 	redisAsyncSetConnectCallback(ac, bus_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bus_on_disconnect);
 	l->ac = ac;
+	/*
+	 * hiredis refuses to queue only on a context going down or out of
+	 * memory (REDIS_ERR, -1, so rc collects any): the link's probe
+	 * then times out and makes it again.
+	 */
+	rc = REDIS_OK;
 	if (sh->password[0] != '\0' && sh->user[0] != '\0')
-		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s %s", sh->user,
-		    sh->password);
+		rc |= redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s %s",
+		    sh->user, sh->password);
 	else if (sh->password[0] != '\0')
-		redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s",
+		rc |= redisAsyncCommand(ac, bus_on_auth, NULL, "AUTH %s",
 		    sh->password);
-	redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s:%s", bus.name,
-	    l->what);
+	rc |= redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s:%s",
+	    bus.name, l->what);
 	if (sh->db != 0)
-		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", sh->db);
+		rc |= redisAsyncCommand(ac, NULL, NULL, "SELECT %d", sh->db);
 	/* Never write to a replica: it would refuse, or lose it. */
-	redisAsyncCommand(ac, bus_on_role, NULL, "ROLE");
+	rc |= redisAsyncCommand(ac, bus_on_role, NULL, "ROLE");
 	l->probe_sent = util_mono_ms();
 	if (l == &sh->cmd) {
 		for (i = 0; i < BUS_NSCRIPTS; i++)
-			redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s",
-			    bus_lua[i].body);
-		redisAsyncCommand(ac, bus_on_pong, NULL, "PING");
-		return;
+			rc |= redisAsyncCommand(ac, NULL, NULL,
+			    "SCRIPT LOAD %s", bus_lua[i].body);
+		rc |= redisAsyncCommand(ac, bus_on_pong, NULL, "PING");
+	} else {
+		/* sub: the probe channel first (it answers), then rooms. */
+		rc |= redisAsyncCommand(ac, bus_on_sub, NULL, "SUBSCRIBE %s",
+		    sh->probe_ch);
+		room_resubscribe_all(sh->idx);
 	}
-	/* sub: the probe channel first (it answers), then every room. */
-	redisAsyncCommand(ac, bus_on_sub, NULL, "SUBSCRIBE %s", sh->probe_ch);
-	room_resubscribe_all(sh->idx);
+	if (rc != REDIS_OK)
+		log_warnx("store %s%s connection: cannot queue its set-up; "
+		    "it is made again when its probe times out", sh->label,
+		    l->what);
 }
 
 /* Set up a shard's links; they connect from the loop. */
