@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -745,6 +746,32 @@ master_start(char **cause)
  * Run the master until shutdown.  Takes ownership of cfg.  Returns the
  * process exit status.
  */
+/*
+ * A connection is a descriptor: take all that the hard limit allows, as
+ * Redis and nginx's worker_rlimit_nofile do.  Workers and the embedded
+ * store inherit it.
+ */
+static void
+master_rlimit(void)
+{
+	struct rlimit	 rl;
+	rlim_t		 was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit");
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("setrlimit");
+	else
+		log_info("open files limit raised from %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 int
 master_main(struct config *cfg, int foreground)
 {
@@ -766,6 +793,7 @@ master_main(struct config *cfg, int foreground)
 		ready = master_daemonize();
 	master.ready = ready;
 	log_open(cfg->log_file, foreground, cfg->log_level, "master");
+	master_rlimit();
 
 	if (master_start(&cause) != 0) {
 		log_warnx("%s", cause);

@@ -197,6 +197,8 @@ struct lg_stats {
 	uint64_t	 hs_n;
 	uint64_t	 hs_max;
 	uint64_t	 presence;	/* presence frames received */
+	uint64_t	 idle_msgs;	/* --idle: msg frames received */
+	uint64_t	 t_msg_last;	/* ... ns (CLOCK_MONOTONIC) of the last */
 	uint64_t	 t_first;	/* ns of the first connect() */
 	uint64_t	 t_ready;	/* ... of the last welcome, connecting */
 };
@@ -1038,7 +1040,11 @@ lg_racerd_frame(struct lg_client *cl, const char *p, size_t n)
 	if ((v = lg_json_value(p, n, "type")) == NULL)
 		return;
 	if (lg_json_is(v, end, "msg")) {
-		if (cl->state == LG_OPEN)
+		if (lg.opt.idle) {
+			/* W3 and the scale run: a message from elsewhere. */
+			lg.st.idle_msgs++;
+			lg.st.t_msg_last = lg_now_ns();
+		} else if (cl->state == LG_OPEN)
 			lg_racerd_msg(cl, p, n);
 	} else if (lg_json_is(v, end, "welcome")) {
 		if (cl->state != LG_WELCOME)
@@ -1876,9 +1882,11 @@ lg_summary(void)
 	if (lg.opt.idle) {
 		printf("mode=idle connections=%" PRIu64 " connect_errors=%"
 		    PRIu64 " held_s=%.2f server_closes=%" PRIu64 " drops=%"
-		    PRIu64 " pings=%" PRIu64, lg.ready_end,
+		    PRIu64 " pings=%" PRIu64 " msgs=%" PRIu64 " last_msg_ns=%"
+		    PRIu64, lg.ready_end,
 		    lg.st.connect_errors, el, lg.st.server_closes,
-		    lg.st.drops, lg.st.pings);
+		    lg.st.drops, lg.st.pings, lg.st.idle_msgs,
+		    lg.st.t_msg_last);
 		lg_connect_summary();
 		printf("\n");
 		return;
