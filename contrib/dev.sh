@@ -100,13 +100,18 @@ distcheck)
 	build build
 	make -j"$(nproc)" distcheck
 	;;
+deb)
+	# The Debian package built, installed, run, used and purged.
+	deps "debhelper git"
+	sh tests/deb.sh
+	;;
 fuzz)
 	deps "$FUZZ_PKGS"
 	build build-fuzz --enable-debug --enable-fuzzing CC=clang
 	make fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 	;;
 *)
-	echo "usage: sh contrib/dev.sh run|test|sanitizers|sanitizers-tls|distcheck|fuzz" >&2
+	echo "usage: sh contrib/dev.sh run|test|sanitizers|sanitizers-tls|distcheck|deb|fuzz" >&2
 	exit 2
 	;;
 esac
