@@ -364,14 +364,14 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 }
 
 /*
- * Returns 1 if a browser's Origin may connect: no allowed-origins list,
- * no Origin header (not a browser), "*" or an exact (case-insensitive)
- * match in the list.
+ * Returns 1 if a browser's Origin may connect by list (allowed-origins,
+ * blank-separated): an empty list, no Origin header (not a browser), "*"
+ * or an exact (case-insensitive) match in the list.
  */
-static int
-conn_origin_allowed(const char *origin)
+int
+conn_origin_allowed(const char *list, const char *origin)
 {
-	const char	*p = wk.cfg->allowed_origins, *end;
+	const char	*p = list, *end;
 	size_t		 n, len;
 
 	if (*p == '\0' || origin == NULL)
@@ -438,8 +438,11 @@ conn_ws_begin(struct conn *c)
 		ws_input(c);
 }
 
-/* Read an optional sequence number from the query. Returns 0 or -1. */
-static int
+/*
+ * Read an optional sequence number from the query: *out is -1 when it is
+ * absent.  Returns 0, or -1 if it is not a number of 0 to INT64_MAX.
+ */
+int
 conn_query_seq(const struct http_req *req, const char *name, int64_t *out)
 {
 	char	 buf[24], *end;
@@ -479,7 +482,7 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 		http_error(out, status, msg, extra, keep);
 		return;
 	}
-	if (!conn_origin_allowed(req->origin)) {
+	if (!conn_origin_allowed(wk.cfg->allowed_origins, req->origin)) {
 		log_debug("refused origin %.100s", req->origin);
 		http_error(out, 403, "origin not allowed", NULL, keep);
 		return;

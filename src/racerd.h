@@ -273,6 +273,10 @@ struct conn_held {
 };
 int		 conn_init(void);
 void		 conn_accept(int, int);
+int		 conn_origin_allowed(const char *, const char *);
+struct http_req;
+int		 conn_query_seq(const struct http_req *, const char *,
+		     int64_t *);
 void		 conn_drain_all(void);
 void		 conn_free_all(void);
 void		 conn_ref(struct conn *);
@@ -546,6 +550,7 @@ int		 static_serve(struct conn *, const struct http_req *, int);
 #define WS_CLOSE_RESTART	4200
 #define WS_CLOSE_TOO_SLOW	4208
 int		 ws_start(struct conn *);
+int		 ws_bucket_take(double *, uint64_t *, uint64_t, int);
 void		 ws_input(struct conn *);
 void		 ws_output(struct conn *);
 int		 ws_send_frame(struct conn *, struct frame *);

@@ -159,25 +159,36 @@ ws_history(struct conn *c, int64_t before, int limit)
 }
 
 /*
- * Token bucket of max-message-rate messages a second (as many may come at
- * once).  Returns 1 if the message may go; else it is refused, and a
- * client that keeps sending past the limit is closed with 4100.
+ * A token bucket that fills with rate tokens a second and holds at most
+ * rate: at now (monotonic ms), take one token if there is one.  Returns
+ * 1 if one was taken, 0 if the bucket is empty.
+ */
+int
+ws_bucket_take(double *tokens, uint64_t *at, uint64_t now, int rate)
+{
+	*tokens += (double)(now - *at) * rate / 1000.0;
+	if (*tokens > rate)
+		*tokens = rate;
+	*at = now;
+	if (*tokens < 1.0)
+		return (0);
+	*tokens -= 1.0;
+	return (1);
+}
+
+/*
+ * max-message-rate messages a second (as many may come at once).  Returns
+ * 1 if the message may go; else it is refused, and a client that keeps
+ * sending past the limit is closed with 4100.
  */
 static int
 ws_rate_ok(struct conn *c, const char *id)
 {
-	uint64_t	 now;
-	int		 rate = wk.cfg->max_message_rate;
+	int	 rate = wk.cfg->max_message_rate;
 
 	if (rate == 0)
 		return (1);
-	now = util_mono_ms();
-	c->tokens += (double)(now - c->tokens_at) * rate / 1000.0;
-	if (c->tokens > rate)
-		c->tokens = rate;
-	c->tokens_at = now;
-	if (c->tokens >= 1.0) {
-		c->tokens -= 1.0;
+	if (ws_bucket_take(&c->tokens, &c->tokens_at, util_mono_ms(), rate)) {
 		c->limited = 0;
 		return (1);
 	}

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: ISC */
+/* racerd: unit tests for the server-free logic of ws.c and conn.c. */
+/*
+ * The message rate bucket (max-message-rate), the Origin check
+ * (allowed-origins), the seq query parameters (last, since) and the close
+ * codes: each a function of its inputs, tested without a socket.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "racerd.h"
+#include "http.h"
+#include "testutil.h"
+
+Suite	*conn_suite(void);
+
+/* A full bucket lets rate messages through at once, then one per 1/rate s. */
+START_TEST(test_bucket_burst)
+{
+	double		 tokens = 10;
+	uint64_t	 at = 1000;
+	int		 i;
+
+	for (i = 0; i < 10; i++)
+		ck_assert_int_eq(ws_bucket_take(&tokens, &at, 1000, 10), 1);
+	ck_assert_int_eq(ws_bucket_take(&tokens, &at, 1000, 10), 0);
+	/* 99 ms: not yet a tenth of a second. */
+	ck_assert_int_eq(ws_bucket_take(&tokens, &at, 1099, 10), 0);
+	ck_assert_int_eq(ws_bucket_take(&tokens, &at, 1100, 10), 1);
+	ck_assert_int_eq(ws_bucket_take(&tokens, &at, 1100, 10), 0);
+}
+END_TEST
+
+/* A long quiet spell fills the bucket to rate, never beyond. */
+START_TEST(test_bucket_cap)
+{
+	double		 tokens = 0;
+	uint64_t	 at = 0;
+	int		 i, n = 0;
+
+	for (i = 0; i < 100; i++)
+		n += ws_bucket_take(&tokens, &at, 3600000, 5);
+	ck_assert_int_eq(n, 5);
+	ck_assert(tokens >= 0 && tokens < 1);
+	ck_assert_uint_eq(at, 3600000);
+}
+END_TEST
+
+/* Paced at exactly the rate, nothing is refused. */
+START_TEST(test_bucket_steady)
+{
+	double		 tokens = 0;
+	uint64_t	 at = 0, t;
+	int		 refused = 0;
+
+	for (t = 1; t <= 10000; t++)
+		refused += !ws_bucket_take(&tokens, &at, t, 1000);
+	ck_assert_int_eq(refused, 0);
+}
+END_TEST
+
+START_TEST(test_origin)
+{
+	/* No list: anyone; no Origin: not a browser, allowed. */
+	ck_assert_int_eq(conn_origin_allowed("", "https://evil.example"), 1);
+	ck_assert_int_eq(conn_origin_allowed("https://a.example", NULL), 1);
+	ck_assert_int_eq(conn_origin_allowed("https://a.example  "
+	    "http://b.example", "http://b.example"), 1);
+	ck_assert_int_eq(conn_origin_allowed("https://a.example",
+	    "HTTPS://A.EXAMPLE"), 1);
+	ck_assert_int_eq(conn_origin_allowed("\thttps://a.example",
+	    "https://a.example"), 1);
+	ck_assert_int_eq(conn_origin_allowed("*", "https://any.example"), 1);
+	/* A prefix, a longer name or another scheme is not a match. */
+	ck_assert_int_eq(conn_origin_allowed("https://a.example",
+	    "https://a.example.evil"), 0);
+	ck_assert_int_eq(conn_origin_allowed("https://a.example.evil",
+	    "https://a.example"), 0);
+	ck_assert_int_eq(conn_origin_allowed("https://a.example",
+	    "http://a.example"), 0);
+	ck_assert_int_eq(conn_origin_allowed("**", "https://a.example"), 0);
+	ck_assert_int_eq(conn_origin_allowed("https://a.example", ""), 0);
+}
+END_TEST
+
+/* conn_query_seq on a request whose query is q. */
+static int
+seq_of(const char *q, const char *name, int64_t *out)
+{
+	struct http_req	 req;
+	char		*dup = q != NULL ? strdup(q) : NULL;
+	int		 rc;
+
+	memset(&req, 0, sizeof req);
+	req.query = dup;
+	rc = conn_query_seq(&req, name, out);
+	free(dup);
+	return (rc);
+}
+
+START_TEST(test_query_seq)
+{
+	int64_t	 v;
+
+	ck_assert_int_eq(seq_of(NULL, "last", &v), 0);
+	ck_assert(v == -1);
+	ck_assert_int_eq(seq_of("user=a", "last", &v), 0);
+	ck_assert(v == -1);
+	ck_assert_int_eq(seq_of("user=a&last=0", "last", &v), 0);
+	ck_assert(v == 0);
+	ck_assert_int_eq(seq_of("last=42&since=7", "since", &v), 0);
+	ck_assert(v == 7);
+	ck_assert_int_eq(seq_of("last=9223372036854775807", "last", &v), 0);
+	ck_assert(v == INT64_MAX);
+	/* Empty, signed, not a number, past INT64_MAX, or with junk. */
+	ck_assert_int_eq(seq_of("last=", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=-1", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=+1", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=x", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=9223372036854775808", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=12abc", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=1%00", "last", &v), -1);
+	ck_assert_int_eq(seq_of("last=%31", "last", &v), 0);
+	ck_assert(v == 1);
+}
+END_TEST
+
+/*
+ * The close codes racerd sends, by class (racerd-protocol(7)): 1xxx of
+ * RFC 6455, 40xx "do not reconnect as is", 41xx "reconnect later", 42xx
+ * "resume now".
+ */
+START_TEST(test_close_classes)
+{
+	ck_assert_int_eq(WS_CLOSE_NORMAL, 1000);
+	ck_assert_int_eq(WS_CLOSE_PROTOCOL, 1002);
+	ck_assert_int_eq(WS_CLOSE_UNSUPPORTED, 1003);
+	ck_assert_int_eq(WS_CLOSE_POLICY, 1008);
+	ck_assert_int_eq(WS_CLOSE_UNAUTHORIZED / 100, 40);
+	ck_assert_int_eq(WS_CLOSE_TAKEN_OVER / 100, 40);
+	ck_assert_int_eq(WS_CLOSE_RATE / 100, 41);
+	ck_assert_int_eq(WS_CLOSE_RESTART / 100, 42);
+	ck_assert_int_eq(WS_CLOSE_TOO_SLOW / 100, 42);
+}
+END_TEST
+
+Suite *
+conn_suite(void)
+{
+	Suite	*s = suite_create("conn");
+	TCase	*tc;
+
+	tc = tcase_create("rate");
+	tcase_add_test(tc, test_bucket_burst);
+	tcase_add_test(tc, test_bucket_cap);
+	tcase_add_test(tc, test_bucket_steady);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("upgrade");
+	tcase_add_test(tc, test_origin);
+	tcase_add_test(tc, test_query_seq);
+	tcase_add_test(tc, test_close_classes);
+	suite_add_tcase(s, tc);
+
+	return (s);
+}
+
+int
+main(void)
+{
+	return (testutil_run(conn_suite()));
+}
