@@ -459,12 +459,14 @@ bus_probe_shard(struct bus_shard *sh)
 			bus_down(l, "probe timed out");
 			redisAsyncFree(l->ac);	/* runs bus_on_disconnect */
 		} else if (l->probe_sent == 0) {
-			/* Unqueued, it times out like an unanswered one. */
+			/* Unqueued (out of memory): the next tick tries. */
 			l->probe_sent = now;
 			if (redisAsyncCommand(l->ac, bus_on_pong, NULL,
-			    "PING") != REDIS_OK)
+			    "PING") != REDIS_OK) {
+				l->probe_sent = 0;
 				log_debug("store %scmd probe not queued",
 				    sh->label);
+			}
 		}
 	}
 
@@ -484,8 +486,10 @@ bus_probe_shard(struct bus_shard *sh)
 	    (now - sh->sub_seen > BUS_PROBE_MS || !l->up)) {
 		l->probe_sent = now;
 		if (redisAsyncCommand(sh->cmd.ac, NULL, NULL, "PUBLISH %s %s",
-		    sh->probe_ch, "probe") != REDIS_OK)
+		    sh->probe_ch, "probe") != REDIS_OK) {
+			l->probe_sent = 0;
 			log_debug("store %ssub probe not queued", sh->label);
+		}
 	}
 }
 
@@ -791,8 +795,8 @@ bus_connect_to(struct bus_link *l)
 	}
 	if (rc != REDIS_OK)
 		log_warnx("store %s%s connection: cannot queue its set-up; "
-		    "it is made again when its probe times out", sh->label,
-		    l->what);
+		    "it is made again when its first probe times out",
+		    sh->label, l->what);
 }
 
 /* Set up a shard's links; they connect from the loop. */

@@ -24,6 +24,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #define CONN_CLOSE_TICKS	30	/* seconds a closing client may drain */
 #define CONN_LINGER_SECS	2	/* a closed socket waits this for input */
 #define CONN_LINGER_MAX		10	/* ... and this in all */
+#define CONN_LINGER_SOCKETS	1024	/* at most this many per worker */
 #define CONN_CLOSE_STALL	5	/* ... of which without reading */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
@@ -144,6 +146,8 @@ conn_linger_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 	}
 	close(fd);
+	wk.nlinger--;
+	worker_conn_gone();	/* a drain waits for lingering sockets too */
 }
 
 /*
@@ -160,13 +164,18 @@ conn_linger(struct conn *c)
 	intptr_t	 until;
 	int		 fd;
 
-	if ((fd = dup(bufferevent_getfd(c->bev))) == -1)
+	/* Past CONN_LINGER_SOCKETS, or out of descriptors: close at once. */
+	if (wk.nlinger >= CONN_LINGER_SOCKETS ||
+	    (fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0)) == -1)
 		return;
 	shutdown(fd, SHUT_WR);
 	until = (intptr_t)(util_mono_ms() / 1000) + CONN_LINGER_MAX;
 	if (event_base_once(wk.base, fd, EV_READ, conn_linger_cb,
-	    (void *)until, &tv) != 0)
+	    (void *)until, &tv) != 0) {
 		close(fd);
+		return;
+	}
+	wk.nlinger++;
 }
 
 /* Stop using the connection now; it is freed when unreferenced. */

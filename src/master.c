@@ -743,10 +743,6 @@ master_start(char **cause)
 }
 
 /*
- * Run the master until shutdown.  Takes ownership of cfg.  Returns the
- * process exit status.
- */
-/*
  * A connection is a descriptor: take all that the hard limit allows, as
  * Redis and nginx's worker_rlimit_nofile do.  Workers and the embedded
  * store inherit it.
@@ -772,6 +768,10 @@ master_rlimit(void)
 		    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * Run the master until shutdown.  Takes ownership of cfg.  Returns the
+ * process exit status.
+ */
 int
 master_main(struct config *cfg, int foreground)
 {

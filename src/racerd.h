@@ -164,6 +164,7 @@ struct worker {
 	struct conns		 conns;
 	int			 nconns;
 	int			 nws;		/* counted WebSockets */
+	int			 nlinger;	/* closed sockets still read */
 	TAILQ_HEAD(, conn)	 flushq;	/* output to write this turn */
 	struct event		*flush_ev;
 	int			 flush_armed;

@@ -64,8 +64,9 @@ util_mkdir_p(const char *path, mode_t mode, char **cause)
 
 
 /*
- * Arm a timer.  libevent refuses only an event that was never set up, a
- * bug that must not pass as a timer that never fires.
+ * Arm a timer.  libevent refuses only an event that was never set up (a
+ * bug) or when out of memory; neither may pass as a timer that never
+ * fires.
  */
 void
 util_timer_add(struct event *ev, const struct timeval *tv)

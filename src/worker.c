@@ -124,7 +124,8 @@ void
 worker_conn_gone(void)
 {
 	/* What the last connections wrote to the store must get there. */
-	if (wk.draining && wk.nconns == 0 && bus_pending() == 0)
+	if (wk.draining && wk.nconns == 0 && wk.nlinger == 0 &&
+	    bus_pending() == 0)
 		event_base_loopbreak(wk.base);
 }
 

@@ -18,6 +18,7 @@ fi
 d=$(mktemp -d "${TMPDIR:-/tmp}/racerd-deb.XXXXXX")
 pid=""
 installed=0
+made_run=0
 cleanup() {
 	if [ -n "$pid" ]; then
 		kill -TERM "$pid" 2>/dev/null || true
@@ -25,7 +26,8 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	[ "$installed" = 1 ] && dpkg --purge racerd >/dev/null 2>&1 || true
-	rm -rf "$d" /run/racerd
+	[ "$made_run" = 1 ] && rm -rf /run/racerd
+	rm -rf "$d"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -67,15 +69,22 @@ dpkg -i "$deb" >"$d/install.log" 2>&1 || {
 installed=1
 for f in /usr/sbin/racerd /usr/sbin/racerctl /usr/bin/racer \
     /etc/racerd/racerd.conf /etc/logrotate.d/racerd \
-    /usr/lib/systemd/system/racerd.service \
     /usr/share/man/man7/racerd-protocol.7.gz /usr/share/racerd/www/index.html
 do
 	[ -e "$f" ] || fail "$f is not installed"
 done
 getent passwd racerd >/dev/null || fail "postinst made no racerd user"
+[ "$(stat -c '%U:%G %a' /etc/racerd/racerd.conf)" = "root:racerd 640" ] ||
+    fail "racerd.conf is $(stat -c '%U:%G %a' /etc/racerd/racerd.conf)"
+# The unit where dh_installsystemd finds it, enabled by the maintainer
+# scripts (started too where systemd runs).
+[ -e /lib/systemd/system/racerd.service ] || fail "no /lib/systemd/system/racerd.service"
+grep -q deb-systemd-helper /var/lib/dpkg/info/racerd.postinst ||
+    fail "postinst does not enable the unit"
+[ -e /var/lib/dpkg/info/racerd.prerm ] || fail "no prerm stops the unit"
 ok "installed: binaries, configuration, unit, manual pages, web page; user racerd"
 
-unit=/usr/lib/systemd/system/racerd.service
+unit=/lib/systemd/system/racerd.service
 pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
 start=$(sed -n 's/^ExecStart=//p' "$unit")
 case $start in
@@ -88,7 +97,13 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket();
 s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 printf 'listen = 127.0.0.1:%s\nlog-file = /var/log/racerd/racerd.log\n' \
     "$port" >>/etc/racerd/racerd.conf
-# What systemd makes for the unit: RuntimeDirectory, StateDirectory, logs.
+# What systemd makes for the unit: RuntimeDirectory, StateDirectory and
+# LogsDirectory (the unit must ask for each).
+for k in RuntimeDirectory StateDirectory LogsDirectory; do
+	grep -q "^$k=racerd\$" "$unit" || fail "the unit has no $k=racerd"
+done
+[ -e /run/racerd ] && fail "/run/racerd exists already"
+made_run=1
 install -d -o racerd -g racerd -m 750 /run/racerd /var/lib/racerd \
     /var/log/racerd
 # shellcheck disable=SC2086
@@ -123,13 +138,14 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 pid=""
 rm -rf /run/racerd	# systemd removes the RuntimeDirectory
+made_run=0
 dpkg --purge racerd >"$d/purge.log" 2>&1 || {
 	cat "$d/purge.log" >&2
 	fail "dpkg --purge failed"
 }
 installed=0
 for f in /usr/sbin/racerd /usr/bin/racer /etc/racerd/racerd.conf \
-    /etc/logrotate.d/racerd /usr/lib/systemd/system/racerd.service \
+    /etc/logrotate.d/racerd /lib/systemd/system/racerd.service \
     /var/lib/racerd /var/log/racerd; do
 	[ ! -e "$f" ] || fail "$f is still there after the purge"
 done

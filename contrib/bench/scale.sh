@@ -167,6 +167,7 @@ for f in "$T"/lg*.out; do
 	msgs=$((msgs + ${m:-0}))
 	[ "${t:-0}" -gt "$last" ] && last=$t
 done
+[ "${ready:-0}" -gt 0 ] || { say "scale.sh: no connection was ready"; exit 1; }
 awk -v n="$SCALE_CLIENTS" -v ready="$ready" -v t0="$t0" -v t1="$t1" \
     -v r0="$r0" -v r1="$r1" -v s0="$s0" -v s1="$s1" -v tp="${tp:-0}" \
     -v last="$last" -v msgs="$msgs" -v w="$SCALE_WORKERS" 'BEGIN {
@@ -182,3 +183,8 @@ awk -v n="$SCALE_CLIENTS" -v ready="$ready" -v t0="$t0" -v t1="$t1" \
 grep -h "connect_errors" "$T"/lg*.out | awk '{ for (i = 1; i <= NF; i++)
     if ($i ~ /^connect_errors=/) { split($i, a, "="); e += a[2] } }
     END { printf "connect errors        %d\n", e }'
+# What the loadgens said besides "ready" (the first error of each).
+grep -hv 'loadgen: ready' "$T"/lg*.err 2>/dev/null | sort | uniq -c | head >&2
+# What racerd logged besides its start.
+grep -v 'started\|serving\|connection is up\|starting\|listening\|embedded store\|open files' \
+    "$T/racerd.log" 2>/dev/null | head -5 >&2
