@@ -154,6 +154,7 @@ struct bus_shard {
 	struct bus_link		 cmd;
 	struct bus_link		 sub;
 	uint64_t		 sub_seen;	/* last message on sub */
+	int			 probe_queued;	/* its PUBLISH not run yet */
 	char			 why[512];	/* bus_is_up's answer */
 	struct bus_batch	*batch;		/* publishes of this loop turn */
 	struct bus_batch	*full;		/* full batches, oldest first */
@@ -442,6 +443,26 @@ bus_on_sub(redisAsyncContext *ac, void *r, __unused void *arg)
 		room_on_unsubscribed(chat, chat_len);
 }
 
+/*
+ * The sub probe's PUBLISH has run: the subscription must deliver it
+ * within BUS_DEADLINE_MS from now.  Counting from when it was queued
+ * would blame the sub link for the cmd link's queue (a store busy with
+ * thousands of joins answers in order).
+ */
+static void
+bus_on_probe_published(__unused redisAsyncContext *ac, void *r, void *arg)
+{
+	struct bus_shard	*sh = arg;
+
+	sh->probe_queued = 0;
+	if (r == NULL) {
+		sh->sub.probe_sent = 0;		/* cmd went down: ask again */
+		return;
+	}
+	if (sh->sub.probe_sent != 0)		/* not delivered yet */
+		sh->sub.probe_sent = util_mono_ms();
+}
+
 static void
 bus_probe_shard(struct bus_shard *sh)
 {
@@ -474,7 +495,8 @@ bus_probe_shard(struct bus_shard *sh)
 	l = &sh->sub;
 	if (l->ac == NULL)
 		return;
-	if (l->probe_sent != 0 && now - l->probe_sent > BUS_DEADLINE_MS &&
+	if (l->probe_sent != 0 && !sh->probe_queued &&
+	    now - l->probe_sent > BUS_DEADLINE_MS &&
 	    sh->sub_seen < l->probe_sent) {
 		log_warnx("store %ssub connection did not deliver a probe "
 		    "within %d ms; reconnecting", sh->label, BUS_DEADLINE_MS);
@@ -485,11 +507,12 @@ bus_probe_shard(struct bus_shard *sh)
 	if (l->probe_sent == 0 && sh->cmd.up &&
 	    (now - sh->sub_seen > BUS_PROBE_MS || !l->up)) {
 		l->probe_sent = now;
-		if (redisAsyncCommand(sh->cmd.ac, NULL, NULL, "PUBLISH %s %s",
-		    sh->probe_ch, "probe") != REDIS_OK) {
+		if (redisAsyncCommand(sh->cmd.ac, bus_on_probe_published, sh,
+		    "PUBLISH %s %s", sh->probe_ch, "probe") != REDIS_OK) {
 			l->probe_sent = 0;
 			log_debug("store %ssub probe not queued", sh->label);
-		}
+		} else
+			sh->probe_queued = 1;
 	}
 }
 
