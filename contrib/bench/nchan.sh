@@ -3,7 +3,8 @@
 # racerd benchmark kit: run a private nginx + nchan pub/sub server, the
 # baseline racerd is compared with.
 #
-# usage: nchan.sh -p PORT -d DIR [-w WORKERS]
+# usage: nchan.sh -p PORT -d DIR [-w WORKERS] [-c CERT -k KEY -s PLAINPORT]
+# (with -c, PORT speaks TLS and PLAINPORT plain HTTP for /healthz)
 #
 # Writes DIR/nginx.conf and runs nginx in the foreground (daemon off) with
 # its pid file, logs and temporary files in DIR, so the system nginx (if
@@ -20,18 +21,36 @@ set -eu
 
 port=
 dir=
+plain=
+cert=
+key=
 workers=${NCHAN_WORKERS:-2}
-while getopts d:p:w: opt; do
+while getopts c:d:k:p:s:w: opt; do
 	case $opt in
+	c)	cert=$OPTARG ;;
 	d)	dir=$OPTARG ;;
+	k)	key=$OPTARG ;;
 	p)	port=$OPTARG ;;
+	s)	plain=$OPTARG ;;
 	w)	workers=$OPTARG ;;
 	*)	port= ;;
 	esac
 done
-if [ -z "$port" ] || [ -z "$dir" ] || [ $OPTIND -le $# ]; then
-	echo "usage: nchan.sh -p PORT -d DIR [-w WORKERS]" >&2
+if [ -z "$port" ] || [ -z "$dir" ] || [ $OPTIND -le $# ] ||
+    { [ -n "$cert" ] && { [ -z "$key" ] || [ -z "$plain" ]; }; }; then
+	echo "usage: nchan.sh -p PORT -d DIR [-w WORKERS]" \
+	    "[-c CERT -k KEY -s PLAINPORT]" >&2
 	exit 1
+fi
+# With -c: PORT speaks TLS (TLS 1.2 and 1.3), PLAINPORT plain HTTP.
+if [ -n "$cert" ]; then
+	listen="listen 127.0.0.1:$port ssl backlog=4096;
+		listen 127.0.0.1:$plain backlog=4096;
+		ssl_certificate $cert;
+		ssl_certificate_key $key;
+		ssl_protocols TLSv1.2 TLSv1.3;"
+else
+	listen="listen 127.0.0.1:$port backlog=4096;"
 fi
 
 installed() {
@@ -92,7 +111,7 @@ http {
 	uwsgi_temp_path $dir/tmp/uwsgi;
 	scgi_temp_path $dir/tmp/scgi;
 	server {
-		listen 127.0.0.1:$port backlog=4096;
+		$listen
 		location = /healthz {
 			return 200 "ok\n";
 		}

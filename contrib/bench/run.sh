@@ -13,6 +13,8 @@
 #       sh contrib/bench/run.sh             auth = none against tokens
 #   TARGETS="racerd sealed" WORKLOADS=w1 sh contrib/bench/run.sh
 #                                           history in clear against sealed
+#   TLS=1 WORKLOADS=w1 sh contrib/bench/run.sh
+#                                           both on TLS, one certificate
 #
 # Every server runs on 127.0.0.1 on a free port, with private files in a
 # temporary directory, and is restarted for each workload.  Only processes
@@ -57,6 +59,7 @@ fi
 : "${W5_SECS:=5}"
 : "${LG_OPTS:=}"			# more loadgen options, e.g. --quickack
 : "${RACERD_QUERY:=}"			# query of racerd URLs, e.g. user=U&token=JWT
+: "${TLS:=${RACERD_TLS:-0}}"		# 1: every server on TLS, one certificate
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/racerd-bench.XXXXXX") || exit 1
 chmod 755 "$T"
@@ -125,13 +128,21 @@ comm_of() {
 # $extra (the store's process for racerd, or empty).
 start_nchan() {
 	port=$(free_port)
+	hport=$port
 	d=$T/nchan.$port
 	mkdir -p "$d"
-	sh "$here/nchan.sh" -p "$port" -d "$d" -w "$WORKERS" \
+	tlsopt=""
+	if [ "$TLS" = 1 ]; then
+		# The same certificate as racerd's; /healthz on a plain port.
+		hport=$(free_port)
+		tlsopt="-s $hport -c $T/cert.pem -k $T/key.pem"
+	fi
+	# shellcheck disable=SC2086
+	sh "$here/nchan.sh" -p "$port" -d "$d" -w "$WORKERS" $tlsopt \
 	    >"$d/stderr" 2>&1 &
 	current=$!
 	started="$started $current"
-	if ! wait_health "$port" "$current"; then
+	if ! wait_health "$hport" "$current"; then
 		say "run.sh: nginx + nchan did not start:"
 		tail -n 5 "$d/stderr" "$d/error.log" >&2 2>/dev/null
 		return 1
@@ -182,18 +193,12 @@ start_racerd() {
 			i=$((i + 1))
 		done
 	fi
-	if [ "${RACERD_TLS:-0}" = 1 ]; then
+	if [ "$TLS" = 1 ]; then
 		# Clients on TLS; /healthz on a plain port beside it.
 		hport=$(free_port)
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-		    -nodes -days 1 -subj /CN=127.0.0.1 -keyout "$d/key.pem" \
-		    -out "$d/cert.pem" 2>/dev/null || {
-			say "run.sh: openssl cannot make a certificate"
-			return 1
-		}
 		printf 'tls-listen = 127.0.0.1:%s\ntls-certificate = %s\n' \
-		    "$port" "$d/cert.pem" >"$d/tls.conf"
-		printf 'tls-key = %s\n' "$d/key.pem" >>"$d/tls.conf"
+		    "$port" "$T/cert.pem" >"$d/tls.conf"
+		printf 'tls-key = %s\n' "$T/key.pem" >>"$d/tls.conf"
 	else
 		: >"$d/tls.conf"
 	fi
@@ -309,7 +314,7 @@ mode_of() {
 url() {
 	scheme=ws
 	m=$(mode_of "$1")
-	[ "$m" = racerd ] && [ "${RACERD_TLS:-0}" = 1 ] && scheme=wss
+	[ "$TLS" = 1 ] && scheme=wss
 	if [ "$m" = racerd ] && [ -n "${token:-}" ]; then
 		echo "$scheme://127.0.0.1:$port/ws/$2$$x%d?user=bench&token=$token"
 	elif [ "$m" = racerd ] && [ -n "${RACERD_QUERY:-}" ]; then
@@ -489,6 +494,16 @@ cc -O2 -Wall -Wextra -o "$T/loadgen" "$here/loadgen.c" \
 	say "run.sh: cannot build loadgen (apt-get install libevent-dev libssl-dev)"
 	exit 1
 }
+
+if [ "$TLS" = 1 ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+	    -nodes -days 1 -subj /CN=127.0.0.1 -keyout "$T/key.pem" \
+	    -out "$T/cert.pem" 2>/dev/null || {
+		say "run.sh: openssl cannot make a certificate"
+		exit 1
+	}
+	chmod 644 "$T/key.pem"	# nginx's workers read it as nobody
+fi
 
 busy=$(busy_pct)
 say "run.sh: $(nproc) CPUs, ${busy}% busy before the run; loadgen and the"
