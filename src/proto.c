@@ -9,11 +9,12 @@
  * Called by the worker's WebSocket glue and by the HTTP history endpoint.
  *
  * Invariants: no I/O and no process globals (jansson's allocator is left
- * alone).  Every string that reaches a client is escaped by jansson, so
- * the output is valid JSON for any UTF-8 input.  Builders return NULL only
- * for a NULL or non-UTF-8 string argument; running out of memory is fatal,
- * as with xmalloc.  Key order is fixed: objects are packed in the order of
- * the contract and dumped with JSON_PRESERVE_ORDER.
+ * alone).  Every string that reaches a client is escaped by jansson (a
+ * message's id and sender by proto_buf_string, the way jansson does it),
+ * so the output is valid JSON for any UTF-8 input.  Builders return NULL
+ * only for a NULL or non-UTF-8 string argument; running out of memory is
+ * fatal, as with xmalloc.  Key order is fixed: objects are packed in the
+ * order of the contract and dumped with JSON_PRESERVE_ORDER.
  *
  * A client body may not contain U+0000: jansson's default (no
  * JSON_ALLOW_NUL) rejects "\u0000" as bad_json, so every body is a C
