@@ -5,7 +5,7 @@
  * POST /chats/{chat}/messages                          publish (API key)
  * GET  /chats/{chat}/presence                          who is there
  *
- * Both answer asynchronously: the connection stops reading requests
+ * All three answer asynchronously: the connection stops reading requests
  * (conn_wait) until the store has answered and conn_answered() is called,
  * so that pipelined requests are answered in order.  A page is assembled
  * by concatenating the stored envelopes, exactly as clients got them live;
@@ -35,7 +35,7 @@
 struct api_req {
 	struct conn	*c;
 	int		 keep;
-	char		 chat[HTTP_CHAT_ID_MAX + 1];
+	char		 chat[RD_CHAT_MAX + 1];
 	char		*head;		/* POST: envelope head */
 	char		*tail;		/* POST: envelope tail */
 };
@@ -140,27 +140,6 @@ api_authorized(const struct http_req *req)
 	return (ok);
 }
 
-/* Parse an unsigned decimal query parameter. Returns 1, 0 absent, -1 bad. */
-static int
-api_query_u64(const struct http_req *req, const char *name, uint64_t max,
-    uint64_t *out)
-{
-	char		 buf[32], *end;
-	size_t		 len;
-	int		 rc;
-
-	rc = http_query_get(req->query, name, buf, sizeof buf, &len);
-	if (rc != 1)
-		return (rc);
-	if (len == 0 || strlen(buf) != len || buf[0] < '0' || buf[0] > '9')
-		return (-1);
-	errno = 0;
-	*out = strtoull(buf, &end, 10);
-	if (errno != 0 || *end != '\0' || *out > max)
-		return (-1);
-	return (1);
-}
-
 static struct api_req *
 api_req_new(struct conn *c, const char *chat, size_t len, int keep)
 {
@@ -244,7 +223,7 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 	struct api_req	*a;
 	uint64_t	 since = 0, before = 0, limit = API_LIMIT_DEFAULT;
 	const char	*msg;
-	char		 sub[CONN_USER_MAX + 1];
+	char		 sub[RD_USER_MAX + 1];
 	int		 status;
 
 	if (auth_request(req, chat, len, AUTH_HISTORY, sub, sizeof sub,
@@ -253,18 +232,18 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 		    NULL, keep);
 		return (0);
 	}
-	if (api_query_u64(req, "since", UINT64_MAX / 2, &since) == -1 ||
-	    api_query_u64(req, "before", UINT64_MAX / 2, &before) == -1) {
+	if (http_query_u64(req->query, "since", UINT64_MAX / 2, &since) == -1 ||
+	    http_query_u64(req->query, "before", UINT64_MAX / 2, &before) == -1) {
 		http_error(out, 400, "since and before are sequence numbers",
 		    NULL, keep);
 		return (0);
 	}
-	if (api_query_u64(req, "limit", PROTO_LIMIT_MAX, &limit) == -1 ||
+	if (http_query_u64(req->query, "limit", PROTO_LIMIT_MAX, &limit) == -1 ||
 	    limit == 0) {
 		http_error(out, 400, "limit must be 1 to 1000", NULL, keep);
 		return (0);
 	}
-	if (api_query_u64(req, "before", UINT64_MAX / 2, &before) == 1 &&
+	if (http_query_u64(req->query, "before", UINT64_MAX / 2, &before) == 1 &&
 	    before == 0) {
 		http_error(out, 400, "before must be at least 1", NULL, keep);
 		return (0);
@@ -311,7 +290,7 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 	json_t		*root, *body, *id, *from;
 	json_error_t	 err;
 	const char	*fromstr = API_FROM_DEFAULT, *idstr = "", *msg;
-	char		 gen[20], sub[CONN_USER_MAX + 1] = "";
+	char		 gen[20], sub[RD_USER_MAX + 1] = "";
 	uint8_t		 rnd[8];
 	int		 status;
 
@@ -347,10 +326,10 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 	    json_string_length(body) > (size_t)wk.cfg->max_message_size ||
 	    (id != NULL && (!json_is_string(id) ||
 	    json_string_length(id) == 0 ||
-	    json_string_length(id) > PROTO_ID_MAX)) ||
+	    json_string_length(id) > RD_MSGID_MAX)) ||
 	    (from != NULL && (!json_is_string(from) ||
 	    !http_valid_id(json_string_value(from), json_string_length(from),
-	    CONN_USER_MAX)))) {
+	    RD_USER_MAX)))) {
 		json_decref(root);
 		http_error(out, 400, "need body (a non-empty string), and "
 		    "optionally id (1 to 64 bytes) and from (a user id)",
@@ -403,7 +382,7 @@ int
 api_headers(struct conn *c, const struct http_req *req)
 {
 	const char	*chat, *msg;
-	char		 sub[CONN_USER_MAX + 1];
+	char		 sub[RD_USER_MAX + 1];
 	size_t		 chat_len;
 	int		 status;
 
@@ -491,7 +470,7 @@ api_presence(struct conn *c, const struct http_req *req, const char *chat,
 {
 	struct api_req	*a;
 	const char	*msg;
-	char		 sub[CONN_USER_MAX + 1];
+	char		 sub[RD_USER_MAX + 1];
 	int		 status;
 
 	if (req->method != HTTP_GET) {

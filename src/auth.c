@@ -429,9 +429,9 @@ auth_get_chats(json_t *claims, struct auth_claims *out)
 		    "abcdefghijklmnopqrstuvwxyz0123456789._:-") != len)
 			return ("chats holds an invalid chat id or prefix");
 		if (len == json_string_length(v) &&
-		    !http_valid_id(s, len, HTTP_CHAT_ID_MAX))
+		    !http_valid_id(s, len, RD_CHAT_MAX))
 			return ("chats holds an invalid chat id or prefix");
-		if (len > HTTP_CHAT_ID_MAX)
+		if (len > RD_CHAT_MAX)
 			return ("chats holds an invalid chat id or prefix");
 		out->chats[out->nchats++] = xstrdup(s);
 	}
@@ -484,7 +484,7 @@ auth_get_claims(json_t *claims, int64_t now, struct auth_claims *out)
 	if ((sub = json_string_value(json_object_get(claims, "sub"))) == NULL)
 		return ("no sub claim");
 	if (!http_valid_id(sub, json_string_length(json_object_get(claims,
-	    "sub")), CONN_USER_MAX))
+	    "sub")), RD_USER_MAX))
 		return ("sub is not a user id");
 	if (auth_date(claims, "exp", &exp) != 0 ||
 	    auth_date(claims, "nbf", &nbf) != 0 ||

@@ -866,7 +866,7 @@ bus_init(struct event_base *base, const char *addrs, const char *instance,
 {
 	struct timeval	 tv = { BUS_PROBE_MS / 1000,
 	    (BUS_PROBE_MS % 1000) * 1000 };
-	char		 host[64], **list;
+	char		**list;
 	u_int		 i, n;
 	int		 rc = 0;
 
@@ -875,9 +875,6 @@ bus_init(struct event_base *base, const char *addrs, const char *instance,
 	for (i = 0; i < BUS_NSCRIPTS; i++)
 		bus_sha1(bus_lua[i].body, bus.sha[i]);
 	snprintf(bus.name, sizeof bus.name, "racerd:%s:w%d", instance, idx);
-	if (gethostname(host, sizeof host) != 0)
-		snprintf(host, sizeof host, "localhost");
-	host[sizeof host - 1] = '\0';
 
 	list = config_store_list(addrs, &n);
 	bus.shards = xcalloc(n, sizeof *bus.shards);
@@ -885,7 +882,7 @@ bus_init(struct event_base *base, const char *addrs, const char *instance,
 	for (i = 0; i < n && rc == 0; i++) {
 		bus.shards[i].idx = i;
 		if (bus_parse(&bus.shards[i], list[i]) != 0 ||
-		    bus_shard_init(&bus.shards[i], host) != 0)
+		    bus_shard_init(&bus.shards[i], util_hostname()) != 0)
 			rc = -1;
 	}
 	config_store_list_free(list);

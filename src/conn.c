@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,84 +286,126 @@ conn_healthz(struct conn *c, int keep_alive, int head)
 	    head);
 }
 
+/*
+ * The metrics of GET /metrics, in the order they are printed.  A metric
+ * with a counter offset is the sum of that counter over every worker;
+ * the others are set by conn_metrics from the registry and the store.
+ */
+enum {
+	M_WORKERS,
+	M_WORKERS_UP,
+	M_CONNECTIONS,
+	M_CHATS,
+	M_CHATS_CAPACITY,
+	M_MEMBERS,
+	M_REPAIRS,
+	M_MSGS_IN,
+	M_MSGS_OUT,
+	M_BYTES_OUT,
+	M_HANDSHAKES,
+	M_CLOSES_SLOW,
+	M_STORE_ERRORS,
+	M_GAPS_FILLED,
+	M_SEALED_UNREADABLE,
+	M_STORE_UP,
+	M_STORE_SHARDS,
+	M_STORE_SHARDS_UP,
+	M_COUNT
+};
+#define M_SUM(f)	offsetof(struct reg_counters, f)
+#define M_SET		((size_t)-1)
+static const struct conn_metric {
+	const char	*name;
+	const char	*type;
+	const char	*help;
+	size_t		 counter;
+} conn_metric_table[M_COUNT] = {
+	[M_WORKERS] = { "workers", "gauge",
+	    "Configured worker processes.", M_SET },
+	[M_WORKERS_UP] = { "workers_up", "gauge",
+	    "Workers alive with a fresh heartbeat.", M_SET },
+	[M_CONNECTIONS] = { "connections", "gauge",
+	    "Open client connections.", M_SET },
+	[M_CHATS] = { "chats", "gauge",
+	    "Chats with members on this instance.", M_SET },
+	[M_CHATS_CAPACITY] = { "chats_capacity", "gauge",
+	    "Registry capacity (max-chats).", M_SET },
+	[M_MEMBERS] = { "members", "gauge",
+	    "Chat memberships on this instance.", M_SET },
+	[M_REPAIRS] = { "registry_repairs_total", "counter",
+	    "Registry lock recoveries after a holder died.", M_SET },
+	[M_MSGS_IN] = { "messages_received_total", "counter",
+	    "Messages received from clients.", M_SUM(msgs_in) },
+	[M_MSGS_OUT] = { "messages_delivered_total", "counter",
+	    "Messages delivered to clients.", M_SUM(msgs_out) },
+	[M_BYTES_OUT] = { "bytes_delivered_total", "counter",
+	    "Bytes queued to clients.", M_SUM(bytes_out) },
+	[M_HANDSHAKES] = { "handshakes_total", "counter",
+	    "WebSocket handshakes.", M_SUM(handshakes) },
+	[M_CLOSES_SLOW] = { "slow_closes_total", "counter",
+	    "Connections closed with 4208 (too slow).", M_SUM(closes_slow) },
+	[M_STORE_ERRORS] = { "store_errors_total", "counter",
+	    "Failed store commands.", M_SUM(store_errors) },
+	[M_GAPS_FILLED] = { "gaps_filled_total", "counter",
+	    "Delivery gaps filled from history.", M_SUM(gaps_filled) },
+	[M_SEALED_UNREADABLE] = { "sealed_unreadable_total", "counter",
+	    "Sealed message bodies that did not open (key gone or damaged).",
+	    M_SUM(sealed_unreadable) },
+	[M_STORE_UP] = { "store_up", "gauge",
+	    "1 if the answering worker reaches every store shard.", M_SET },
+	[M_STORE_SHARDS] = { "store_shards", "gauge",
+	    "Store shards the redis option names.", M_SET },
+	[M_STORE_SHARDS_UP] = { "store_shards_up", "gauge",
+	    "Store shards the answering worker reaches.", M_SET },
+};
+
 static void
 conn_metrics(struct conn *c, int keep_alive, int head)
 {
+	const struct conn_metric *m;
 	struct reg_worker_info	 info;
 	struct reg_stats	 st;
-	struct reg_counters	 sum;
 	struct evbuffer		*b;
+	uint64_t		 v[M_COUNT], n;
 	char			*body;
 	size_t			 len;
-	int			 i, total, up;
+	int			 i, j, total, up;
 	u_int			 sup;
 
-	memset(&sum, 0, sizeof sum);
+	memset(v, 0, sizeof v);
 	memset(&st, 0, sizeof st);
 	reg_stats(wk.reg, &st);
 	up = conn_workers_up(&total);
 	for (i = 0; i < total; i++) {
 		if (reg_worker_info(wk.reg, i, &info) != 0)
 			continue;
-		sum.msgs_in += info.counters.msgs_in;
-		sum.msgs_out += info.counters.msgs_out;
-		sum.bytes_out += info.counters.bytes_out;
-		sum.handshakes += info.counters.handshakes;
-		sum.closes_slow += info.counters.closes_slow;
-		sum.store_errors += info.counters.store_errors;
-		sum.gaps_filled += info.counters.gaps_filled;
-		sum.sealed_unreadable += info.counters.sealed_unreadable;
+		for (j = 0; j < M_COUNT; j++) {
+			m = &conn_metric_table[j];
+			if (m->counter == M_SET)
+				continue;
+			memcpy(&n, (char *)&info.counters + m->counter,
+			    sizeof n);
+			v[j] += n;
+		}
 	}
+	v[M_WORKERS] = total;
+	v[M_WORKERS_UP] = up;
+	v[M_CONNECTIONS] = reg_total_conns(wk.reg);
+	v[M_CHATS] = st.rooms;
+	v[M_CHATS_CAPACITY] = st.room_capacity;
+	v[M_MEMBERS] = st.members;
+	v[M_REPAIRS] = st.repairs;
+	v[M_STORE_UP] = bus_is_up(NULL);
+	v[M_STORE_SHARDS] = bus_shards(&sup);
+	v[M_STORE_SHARDS_UP] = sup;
+
 	b = evbuffer_new();
-#define METRIC(name, type, help, fmt, value)				\
-	evbuffer_add_printf(b, "# HELP racerd_" name " " help "\n"	\
-	    "# TYPE racerd_" name " " type "\nracerd_" name " " fmt "\n", \
-	    value)
-	METRIC("workers", "gauge", "Configured worker processes.", "%d",
-	    total);
-	METRIC("workers_up", "gauge", "Workers alive with a fresh heartbeat.",
-	    "%d", up);
-	METRIC("connections", "gauge", "Open client connections.", "%llu",
-	    (unsigned long long)reg_total_conns(wk.reg));
-	METRIC("chats", "gauge", "Chats with members on this instance.",
-	    "%u", st.rooms);
-	METRIC("chats_capacity", "gauge", "Registry capacity (max-chats).",
-	    "%u", st.room_capacity);
-	METRIC("members", "gauge", "Chat memberships on this instance.",
-	    "%llu", (unsigned long long)st.members);
-	METRIC("registry_repairs_total", "counter",
-	    "Registry lock recoveries after a holder died.", "%llu",
-	    (unsigned long long)st.repairs);
-	METRIC("messages_received_total", "counter",
-	    "Messages received from clients.", "%llu",
-	    (unsigned long long)sum.msgs_in);
-	METRIC("messages_delivered_total", "counter",
-	    "Messages delivered to clients.", "%llu",
-	    (unsigned long long)sum.msgs_out);
-	METRIC("bytes_delivered_total", "counter",
-	    "Bytes queued to clients.", "%llu",
-	    (unsigned long long)sum.bytes_out);
-	METRIC("handshakes_total", "counter", "WebSocket handshakes.",
-	    "%llu", (unsigned long long)sum.handshakes);
-	METRIC("slow_closes_total", "counter",
-	    "Connections closed with 4208 (too slow).", "%llu",
-	    (unsigned long long)sum.closes_slow);
-	METRIC("store_errors_total", "counter", "Failed store commands.",
-	    "%llu", (unsigned long long)sum.store_errors);
-	METRIC("gaps_filled_total", "counter",
-	    "Delivery gaps filled from history.", "%llu",
-	    (unsigned long long)sum.gaps_filled);
-	METRIC("sealed_unreadable_total", "counter",
-	    "Sealed message bodies that did not open (key gone or damaged).",
-	    "%llu", (unsigned long long)sum.sealed_unreadable);
-	METRIC("store_up", "gauge",
-	    "1 if the answering worker reaches every store shard.", "%d",
-	    bus_is_up(NULL));
-	METRIC("store_shards", "gauge",
-	    "Store shards the redis option names.", "%u", bus_shards(&sup));
-	METRIC("store_shards_up", "gauge",
-	    "Store shards the answering worker reaches.", "%u", sup);
-#undef METRIC
+	for (j = 0; j < M_COUNT; j++) {
+		m = &conn_metric_table[j];
+		evbuffer_add_printf(b, "# HELP racerd_%s %s\n"
+		    "# TYPE racerd_%s %s\nracerd_%s %llu\n", m->name, m->help,
+		    m->name, m->type, m->name, (unsigned long long)v[j]);
+	}
 	len = evbuffer_get_length(b);
 	body = xmalloc(len + 1);
 	evbuffer_remove(b, body, len);
@@ -447,31 +490,6 @@ conn_ws_begin(struct conn *c)
 		ws_input(c);
 }
 
-/*
- * Read an optional sequence number from the query: *out is -1 when it is
- * absent.  Returns 0, or -1 if it is not a number of 0 to INT64_MAX.
- */
-int
-conn_query_seq(const struct http_req *req, const char *name, int64_t *out)
-{
-	char	 buf[24], *end;
-	size_t	 len;
-	int	 rc;
-
-	*out = -1;
-	rc = http_query_get(req->query, name, buf, sizeof buf, &len);
-	if (rc == 0)
-		return (0);
-	if (rc == -1 || len == 0 || strlen(buf) != len || buf[0] < '0' ||
-	    buf[0] > '9')
-		return (-1);
-	errno = 0;
-	*out = strtoll(buf, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return (-1);
-	return (0);
-}
-
 /* Upgrade to a WebSocket in the chat; or answer why not. */
 static void
 conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
@@ -480,12 +498,13 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	struct join_params p;
 	const char	*msg, *extra, *why;
-	char		 token[CONN_TOKEN_LEN + 2], name[HTTP_CHAT_ID_MAX + 1];
+	char		 token[CONN_TOKEN_LEN + 2], name[RD_CHAT_MAX + 1];
 	char		 epoch[BUS_EPOCH_MAX + 1];
 	uint8_t		 rnd[4];
 	size_t		 len, tlen, elen;
+	uint64_t	 qlast, qsince;
 	int64_t		 last, since;
-	int		 status, rc, trc, erc, arc;
+	int		 status, rc, trc, erc, arc, lrc, src;
 
 	if (http_ws_check(req, &status, &msg, &extra) != 0) {
 		http_error(out, status, msg, extra, keep);
@@ -507,19 +526,22 @@ conn_upgrade(struct conn *c, const struct http_req *req, const char *chat,
 	trc = http_query_get(req->query, "session", token, sizeof token,
 	    &tlen);
 	erc = http_query_get(req->query, "epoch", epoch, sizeof epoch, &elen);
+	lrc = http_query_u64(req->query, "last", INT64_MAX, &qlast);
+	src = http_query_u64(req->query, "since", INT64_MAX, &qsince);
 	if (rc == -1 || (rc == 1 &&
-	    !http_valid_id(c->user, len, CONN_USER_MAX))) {
+	    !http_valid_id(c->user, len, RD_USER_MAX))) {
 		http_error(out, 400, "invalid user id", NULL, keep);
 		return;
 	}
 	if (trc == -1 || (trc == 1 && !sess_valid_token(token, tlen)) ||
 	    erc == -1 || (erc == 1 && !http_valid_id(epoch, elen,
-	    BUS_EPOCH_MAX)) || conn_query_seq(req, "last", &last) != 0 ||
-	    conn_query_seq(req, "since", &since) != 0) {
+	    BUS_EPOCH_MAX)) || lrc == -1 || src == -1) {
 		http_error(out, 400, "invalid session, epoch, last or since",
 		    NULL, keep);
 		return;
 	}
+	last = lrc == 1 ? (int64_t)qlast : -1;
+	since = src == 1 ? (int64_t)qsince : -1;
 	/* With auth = token the user is the token's sub (rc 1). */
 	if ((arc = auth_join(c, req, chat, chat_len, rc == 1, &status,
 	    &msg)) == -1) {

@@ -14,6 +14,7 @@
  * right after a request, so bytes that follow it (a pipelined request or
  * the first WebSocket frames) stay with the caller.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1021,7 +1022,7 @@ http_route_chat(const char *s, size_t len, enum http_route route,
 {
 	*chat = s;
 	*chat_len = len;
-	if (!http_valid_id(s, len, HTTP_CHAT_ID_MAX))
+	if (!http_valid_id(s, len, RD_CHAT_MAX))
 		return (HTTP_ROUTE_BAD_ID);
 	return (route);
 }
@@ -1150,4 +1151,30 @@ http_query_get(const char *query, const char *name, char *out,
 			return (0);
 		s = amp + 1;
 	}
+}
+
+/*
+ * Look up an unsigned decimal query parameter of at most max: digits only,
+ * after decoding.  Returns 1 with *out set, 0 if absent, or -1 if bad.
+ */
+int
+http_query_u64(const char *query, const char *name, uint64_t max,
+    uint64_t *out)
+{
+	char		 buf[32], *end;
+	size_t		 len;
+	uint64_t	 v;
+	int		 rc;
+
+	rc = http_query_get(query, name, buf, sizeof buf, &len);
+	if (rc != 1)
+		return (rc);
+	if (len == 0 || strlen(buf) != len || buf[0] < '0' || buf[0] > '9')
+		return (-1);
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return (-1);
+	*out = v;
+	return (1);
 }

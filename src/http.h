@@ -15,8 +15,6 @@
 
 struct evbuffer;
 
-#define HTTP_CHAT_ID_MAX	128	/* racerd-protocol(7): chat id, 1-128 bytes */
-#define HTTP_USER_ID_MAX	64	/* racerd-protocol(7): user id, 1-64 bytes */
 #define HTTP_WS_ACCEPT_LEN	28	/* base64 of a SHA-1 digest */
 #define HTTP_FIELD_MAX		32	/* longest header name we look at */
 
@@ -132,5 +130,7 @@ int		 http_decode(const char *, size_t, int, char *, size_t,
 		     size_t *);
 int		 http_query_get(const char *, const char *, char *, size_t,
 		     size_t *);
+int		 http_query_u64(const char *, const char *, uint64_t,
+		     uint64_t *);
 
 #endif

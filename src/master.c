@@ -515,6 +515,29 @@ master_keep(const char *key, char **now, char **next)
 	*next = xstrdup(*now);
 }
 
+/*
+ * Read the configuration at path (NULL: the built-in defaults), resolve it
+ * and load the keys it names: what racerd starts with and what a reload
+ * reads.  Returns it, or NULL with a message in *cause; a warning that
+ * does not stop it is left in *warn.  The caller frees both.
+ */
+struct config *
+master_load(const char *path, char **warn, char **cause)
+{
+	struct config	*cfg;
+
+	if (path != NULL)
+		cfg = config_load(path, cause);
+	else
+		cfg = config_default();
+	if (cfg != NULL && (config_resolve(cfg, cause) != 0 ||
+	    worker_load_keys(cfg, warn, cause) != 0)) {
+		config_free(cfg);
+		cfg = NULL;
+	}
+	return (cfg);
+}
+
 static void
 master_reload(void)
 {
@@ -522,15 +545,7 @@ master_reload(void)
 	char		*cause = NULL, *warn = NULL;
 	int		 i;
 
-	if (master.cfg->path != NULL)
-		next = config_load(master.cfg->path, &cause);
-	else
-		next = config_default();
-	if (next != NULL && (config_resolve(next, &cause) != 0 ||
-	    worker_load_keys(next, &warn, &cause) != 0)) {
-		config_free(next);
-		next = NULL;
-	}
+	next = master_load(master.cfg->path, &warn, &cause);
 	if (warn != NULL) {
 		log_warnx("reload: %s", warn);
 		free(warn);

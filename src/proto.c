@@ -6,7 +6,8 @@
  * sends, the proto_* builders encode what the server sends, plus the
  * two byte-level helpers the WebSocket layer needs
  * (UTF-8 validation, RFC 6455 §8.1, and server frame headers, §5.2).
- * Called by the worker's WebSocket glue and by the HTTP history endpoint.
+ * Used by the worker: the WebSocket glue (ws.c, frame.c, join.c, room.c),
+ * the HTTP API (api.c), auth (auth.c) and the sealing of history (seal.c).
  *
  * Invariants: no I/O and no process globals (jansson's allocator is left
  * alone).  Every string that reaches a client is escaped by jansson (a
@@ -279,7 +280,7 @@ proto_check_id(const char *s, size_t len)
 
 	if (len == 0)
 		return ("empty id");
-	if (len > PROTO_ID_MAX)
+	if (len > RD_MSGID_MAX)
 		return ("id longer than 64 bytes");
 	for (i = 0; i < len; i++) {
 		/* C0, DEL, and C1 (U+0080..U+009F, encoded C2 80..9F). */

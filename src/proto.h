@@ -13,7 +13,6 @@
 
 #include <jansson.h>
 
-#define PROTO_ID_MAX		64	/* racerd-protocol(7): client message id */
 #define PROTO_LIMIT_MAX		1000	/* racerd-protocol(7): history page size */
 #define PROTO_WS_HDR_MAX	10	/* RFC 6455 §5.2: longest header */
 
@@ -30,7 +29,7 @@ struct proto_in {
 	enum proto_type	 type;
 	const char	*body;		/* msg: borrowed from root, UTF-8 */
 	size_t		 body_len;	/* msg: >= 1, no NUL bytes */
-	char		 id[PROTO_ID_MAX + 1];	/* msg: "" when absent */
+	char		 id[RD_MSGID_MAX + 1];	/* msg: "" when absent */
 	int64_t		 seq;		/* ack: >= 0 */
 	int64_t		 before;	/* history: >= 1, or -1 when absent */
 	int		 limit;		/* history: 1..1000, or 0 when absent */

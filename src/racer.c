@@ -351,9 +351,9 @@ racer_args(int argc, char **argv)
 	if (racer_url(argv[0], &cause) != 0)
 		racer_exit(RACER_EXIT_USAGE, "%s", cause);
 	racer_opts.chat = argv[1];
-	racer_check_id(racer_opts.chat, RACER_CHAT_MAX, "chat id");
+	racer_check_id(racer_opts.chat, RD_CHAT_MAX, "chat id");
 	if (racer_opts.user != NULL)
-		racer_check_id(racer_opts.user, RACER_USER_MAX, "user name");
+		racer_check_id(racer_opts.user, RD_USER_MAX, "user name");
 	if (racer_opts.send != NULL && racer_opts.listen)
 		racer_exit(RACER_EXIT_USAGE, "--send and --listen exclude "
 		    "each other");

@@ -29,8 +29,6 @@ struct event_base;
 #define RACER_EXIT_REFUSED	4	/* racerd refused, or ended for good */
 
 #define RACER_MSG_MAX		65536	/* racerd's default max-message-size */
-#define RACER_USER_MAX		64	/* racerd-protocol(7): user id */
-#define RACER_CHAT_MAX		128	/* racerd-protocol(7): chat id */
 
 /* racer.c */
 struct racer_opts {

@@ -62,7 +62,7 @@ static struct {
 	u_int			 inflight;	/* sent on this connection */
 	u_int			 refused;	/* lines never sent */
 
-	char			 user[RACER_USER_MAX + 1];
+	char			 user[RD_USER_MAX + 1];
 	char			 session[64];
 	char			 epoch[65];
 	uint64_t		 last;		/* last seq printed */
@@ -495,7 +495,7 @@ racer_chat_welcome(json_t *root)
 	session = racer_chat_str(root, "session");
 	epoch = racer_chat_str(root, "epoch");
 	if (user == NULL || session == NULL || epoch == NULL ||
-	    strlen(user) > RACER_USER_MAX || strlen(session) >=
+	    strlen(user) > RD_USER_MAX || strlen(session) >=
 	    sizeof chat.session || strlen(epoch) >= sizeof chat.epoch ||
 	    !json_is_integer(seqv) || json_integer_value(seqv) < 0)
 		racer_exit(RACER_EXIT_FAIL, "malformed welcome from the "

@@ -34,7 +34,7 @@
 static struct {
 	int		 on;
 	unsigned char	*key;		/* sodium_malloc'd, 32 bytes */
-	char		 chat[RACER_CHAT_MAX + 1];
+	char		 chat[RD_CHAT_MAX + 1];
 } e2e;
 
 /*

@@ -267,7 +267,7 @@ racerctl_list(const char *s, const char *what, int chats)
 		if (chats && !(n > 0 && w[n - 1] == '*' && (n == 1 ||
 		    strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst"
 		    "uvwxyz0123456789._:-") == n - 1)) &&
-		    !http_valid_id(w, n, HTTP_CHAT_ID_MAX))
+		    !http_valid_id(w, n, RD_CHAT_MAX))
 			racerctl_exit(RACERCTL_EXIT_USAGE, "bad chat \"%s\" in "
 			    "--chats: a chat id, or a prefix ending in *", w);
 		if (!chats && strcmp(w, "read") != 0 &&
@@ -310,7 +310,7 @@ racerctl_token(const char *keyfile, const char *kid, const char *sub,
 
 	if (keyfile == NULL || sub == NULL || chats == NULL)
 		racerctl_usage();
-	if (!http_valid_id(sub, strlen(sub), CONN_USER_MAX))
+	if (!http_valid_id(sub, strlen(sub), RD_USER_MAX))
 		racerctl_exit(RACERCTL_EXIT_USAGE, "bad --sub \"%s\": 1 to 64 "
 		    "letters, digits or ._:- (not . or ..)", sub);
 	len = racerctl_read_key(keyfile, kid, key, sizeof key, kidbuf,

@@ -63,13 +63,8 @@ main(int argc, char **argv)
 	/* Without -c, a missing default file means built-in defaults. */
 	if (path == NULL && access(RACERD_CONF, F_OK) == 0)
 		path = RACERD_CONF;
-	if (path != NULL)
-		cfg = config_load(path, &cause);
-	else
-		cfg = config_default();
-	if (cfg != NULL && (config_resolve(cfg, &cause) != 0 ||
-	    worker_load_keys(cfg, &warn, &cause) != 0 ||
-	    (test && tls_check(cfg, &cause) != 0))) {
+	cfg = master_load(path, &warn, &cause);
+	if (cfg != NULL && test && tls_check(cfg, &cause) != 0) {
 		config_free(cfg);
 		cfg = NULL;
 	}

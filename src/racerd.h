@@ -20,6 +20,11 @@ struct event_base;
 
 #define RD_AGAIN	-2	/* would block: re-arm and retry */
 
+/* Identifier limits of the protocol, racerd-protocol(7), in bytes. */
+#define RD_CHAT_MAX	128	/* chat id */
+#define RD_USER_MAX	64	/* user id */
+#define RD_MSGID_MAX	64	/* client message id */
+
 /* Exit codes of a worker that the master reads. */
 #define RD_EXIT_OK	0
 #define RD_EXIT_FATAL	1
@@ -144,6 +149,7 @@ void		 tls_free(void);
 /* master.c */
 struct reg;
 int		 master_main(struct config *, int);
+struct config	*master_load(const char *, char **, char **);
 int		 master_listen(const char *, char **);
 
 /* worker.c */
@@ -193,7 +199,6 @@ void		 frame_unref(struct frame *);
 void		 frame_release(const void *, size_t, void *);
 
 /* conn.c */
-#define CONN_USER_MAX	64
 #define CONN_TOKEN_LEN	22		/* 128 random bits, base64url */
 enum conn_state {
 	CONN_HTTP,		/* reading requests */
@@ -245,7 +250,7 @@ struct conn {
 	int			 pinged;
 	uint64_t		 ws_msg_at;	/* last message read, mono ms */
 	int			 history_busy;	/* a history read in flight */
-	char			 user[CONN_USER_MAX + 1];
+	char			 user[RD_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];
 
 	/* Joining, session and position (join.c, sess.c, room.c) */
@@ -276,8 +281,6 @@ int		 conn_init(void);
 void		 conn_accept(int, int);
 int		 conn_origin_allowed(const char *, const char *);
 struct http_req;
-int		 conn_query_seq(const struct http_req *, const char *,
-		     int64_t *);
 void		 conn_drain_all(void);
 void		 conn_free_all(void);
 void		 conn_ref(struct conn *);
@@ -492,7 +495,7 @@ struct auth_keys {
 	size_t		 nhmac;		/* of which HS256 */
 };
 struct auth_claims {
-	char		 sub[CONN_USER_MAX + 1];
+	char		 sub[RD_USER_MAX + 1];
 	int64_t		 exp;
 	int		 rights;	/* AUTH_READ|AUTH_WRITE|AUTH_HISTORY */
 	char		**chats;	/* ids, or prefixes ending in '*' */
@@ -625,6 +628,7 @@ int		 xvasprintf(char **, const char *, va_list)
 /* util.c */
 uint64_t	 util_now_ms(void);
 uint64_t	 util_mono_ms(void);
+const char	*util_hostname(void);
 void		 util_timer_add(struct event *, const struct timeval *);
 int		 util_mkdir_p(const char *, mode_t, char **);
 

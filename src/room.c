@@ -692,7 +692,7 @@ room_resubscribe_all(u_int shard)
 struct room_send {
 	struct conn	*c;
 	char		*tail;		/* for a repeat the store forgot */
-	char		 id[PROTO_ID_MAX + 1];	/* the client's, or "" */
+	char		 id[RD_MSGID_MAX + 1];	/* the client's, or "" */
 };
 
 static void

@@ -49,7 +49,6 @@
 static struct {
 	struct event		*expire_ev;
 	struct event		*renew_ev;
-	char			 host[64];
 	uint64_t		 next_owner;
 } sess;
 
@@ -57,7 +56,7 @@ static struct {
 static void
 sess_owner_name(struct conn *c, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s:%ld:%llu", sess.host, (long)getpid(),
+	snprintf(buf, size, "%s:%ld:%llu", util_hostname(), (long)getpid(),
 	    (unsigned long long)c->owner);
 }
 
@@ -136,9 +135,6 @@ sess_init(void)
 {
 	struct timeval	 tv;
 
-	if (gethostname(sess.host, sizeof sess.host) != 0)
-		snprintf(sess.host, sizeof sess.host, "localhost");
-	sess.host[sizeof sess.host - 1] = '\0';
 	sess.expire_ev = event_new(wk.base, -1, EV_PERSIST, sess_expire, NULL);
 	sess.renew_ev = event_new(wk.base, -1, EV_PERSIST, sess_renew, NULL);
 	if (sess.expire_ev == NULL || sess.renew_ev == NULL)

@@ -32,6 +32,20 @@ util_mono_ms(void)
 	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/* This host's name, looked up once; "localhost" if it has none. */
+const char *
+util_hostname(void)
+{
+	static char	 host[64];
+
+	if (*host == '\0') {
+		if (gethostname(host, sizeof host) != 0 || *host == '\0')
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+	}
+	return (host);
+}
+
 /*
  * Create a directory and its parents.  Returns 0, or -1 with a message in
  * *cause that the caller frees.

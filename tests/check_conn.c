@@ -2,8 +2,8 @@
 /* racerd: unit tests for the server-free logic of ws.c and conn.c. */
 /*
  * The message rate bucket (max-message-rate), the Origin check
- * (allowed-origins), the seq query parameters (last, since) and the close
- * codes: each a function of its inputs, tested without a socket.
+ * (allowed-origins) and the close codes: each a function of its inputs,
+ * tested without a socket.
  */
 #include <check.h>
 #include <stdint.h>
@@ -85,48 +85,6 @@ START_TEST(test_origin)
 }
 END_TEST
 
-/* conn_query_seq on a request whose query is q. */
-static int
-seq_of(const char *q, const char *name, int64_t *out)
-{
-	struct http_req	 req;
-	char		*dup = q != NULL ? strdup(q) : NULL;
-	int		 rc;
-
-	memset(&req, 0, sizeof req);
-	req.query = dup;
-	rc = conn_query_seq(&req, name, out);
-	free(dup);
-	return (rc);
-}
-
-START_TEST(test_query_seq)
-{
-	int64_t	 v;
-
-	ck_assert_int_eq(seq_of(NULL, "last", &v), 0);
-	ck_assert(v == -1);
-	ck_assert_int_eq(seq_of("user=a", "last", &v), 0);
-	ck_assert(v == -1);
-	ck_assert_int_eq(seq_of("user=a&last=0", "last", &v), 0);
-	ck_assert(v == 0);
-	ck_assert_int_eq(seq_of("last=42&since=7", "since", &v), 0);
-	ck_assert(v == 7);
-	ck_assert_int_eq(seq_of("last=9223372036854775807", "last", &v), 0);
-	ck_assert(v == INT64_MAX);
-	/* Empty, signed, not a number, past INT64_MAX, or with junk. */
-	ck_assert_int_eq(seq_of("last=", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=-1", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=+1", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=x", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=9223372036854775808", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=12abc", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=1%00", "last", &v), -1);
-	ck_assert_int_eq(seq_of("last=%31", "last", &v), 0);
-	ck_assert(v == 1);
-}
-END_TEST
-
 /*
  * The close codes racerd sends, by class (racerd-protocol(7)): 1xxx of
  * RFC 6455, 40xx "do not reconnect as is", 41xx "reconnect later", 42xx
@@ -160,7 +118,6 @@ conn_suite(void)
 
 	tc = tcase_create("upgrade");
 	tcase_add_test(tc, test_origin);
-	tcase_add_test(tc, test_query_seq);
 	tcase_add_test(tc, test_close_classes);
 	suite_add_tcase(s, tc);
 

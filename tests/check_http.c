@@ -6,6 +6,7 @@
  * to an evbuffer and compared byte for byte.
  */
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -669,10 +670,10 @@ START_TEST(test_valid_id)
 	char	 id[130];
 
 	memset(id, 'a', sizeof id);
-	ck_assert_int_eq(http_valid_id(id, 128, HTTP_CHAT_ID_MAX), 1);
-	ck_assert_int_eq(http_valid_id(id, 129, HTTP_CHAT_ID_MAX), 0);
-	ck_assert_int_eq(http_valid_id(id, 64, HTTP_USER_ID_MAX), 1);
-	ck_assert_int_eq(http_valid_id(id, 65, HTTP_USER_ID_MAX), 0);
+	ck_assert_int_eq(http_valid_id(id, 128, RD_CHAT_MAX), 1);
+	ck_assert_int_eq(http_valid_id(id, 129, RD_CHAT_MAX), 0);
+	ck_assert_int_eq(http_valid_id(id, 64, RD_USER_MAX), 1);
+	ck_assert_int_eq(http_valid_id(id, 65, RD_USER_MAX), 0);
 	ck_assert_int_eq(http_valid_id("", 0, 128), 0);
 	ck_assert_int_eq(http_valid_id(NULL, 0, 128), 0);
 	ck_assert_int_eq(http_valid_id(".", 1, 128), 0);
@@ -791,6 +792,43 @@ START_TEST(test_query_get)
 	query_is(q, "user", 5, -1, NULL, 0);
 	query_is(q, "empty", 1, 1, "", 0);
 	query_is(q, "empty", 0, -1, NULL, 0);
+}
+END_TEST
+
+/* The seq and paging parameters (last, since, before, limit). */
+START_TEST(test_query_u64)
+{
+	uint64_t	 v;
+
+	ck_assert_int_eq(http_query_u64(NULL, "last", INT64_MAX, &v), 0);
+	ck_assert_int_eq(http_query_u64("user=a", "last", INT64_MAX, &v), 0);
+	ck_assert_int_eq(http_query_u64("user=a&last=0", "last", INT64_MAX,
+	    &v), 1);
+	ck_assert(v == 0);
+	ck_assert_int_eq(http_query_u64("last=42&since=7", "since",
+	    INT64_MAX, &v), 1);
+	ck_assert(v == 7);
+	ck_assert_int_eq(http_query_u64("last=9223372036854775807", "last",
+	    INT64_MAX, &v), 1);
+	ck_assert(v == INT64_MAX);
+	ck_assert_int_eq(http_query_u64("limit=1000", "limit", 1000, &v), 1);
+	ck_assert(v == 1000);
+	ck_assert_int_eq(http_query_u64("limit=1001", "limit", 1000, &v), -1);
+	/* Empty, signed, not a number, past the maximum, or with junk. */
+	ck_assert_int_eq(http_query_u64("last=", "last", INT64_MAX, &v), -1);
+	ck_assert_int_eq(http_query_u64("last=-1", "last", INT64_MAX, &v), -1);
+	ck_assert_int_eq(http_query_u64("last=+1", "last", INT64_MAX, &v), -1);
+	ck_assert_int_eq(http_query_u64("last=x", "last", INT64_MAX, &v), -1);
+	ck_assert_int_eq(http_query_u64("last=9223372036854775808", "last",
+	    INT64_MAX, &v), -1);
+	ck_assert_int_eq(http_query_u64("last=99999999999999999999999", "last",
+	    UINT64_MAX, &v), -1);
+	ck_assert_int_eq(http_query_u64("last=12abc", "last", INT64_MAX, &v),
+	    -1);
+	ck_assert_int_eq(http_query_u64("last=1%00", "last", INT64_MAX, &v),
+	    -1);
+	ck_assert_int_eq(http_query_u64("last=%31", "last", INT64_MAX, &v), 1);
+	ck_assert(v == 1);
 }
 END_TEST
 
@@ -916,6 +954,7 @@ http_suite(void)
 	tcase_add_test(tc, test_valid_id);
 	tcase_add_test(tc, test_route);
 	tcase_add_test(tc, test_query_get);
+	tcase_add_test(tc, test_query_u64);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("responses");

@@ -35,7 +35,7 @@ START_TEST(test_parse_msg)
 {
 	struct proto_in	 in;
 	const char	*code, *msg;
-	char		 id[PROTO_ID_MAX + 1], buf[256];
+	char		 id[RD_MSGID_MAX + 1], buf[256];
 
 	ck_assert_int_eq(parse("{\"type\":\"msg\",\"body\":\"hi\"}", &in,
 	    &code, &msg), 0);
@@ -59,10 +59,10 @@ START_TEST(test_parse_msg)
 	ck_assert_str_eq(in.id, "c-1");
 	proto_in_clear(&in);
 
-	/* An id of exactly PROTO_ID_MAX bytes, including non-ASCII. */
-	memset(id, 'x', PROTO_ID_MAX);
+	/* An id of exactly RD_MSGID_MAX bytes, including non-ASCII. */
+	memset(id, 'x', RD_MSGID_MAX);
 	memcpy(id, "\xc3\xa9", 2);
-	id[PROTO_ID_MAX] = '\0';
+	id[RD_MSGID_MAX] = '\0';
 	snprintf(buf, sizeof buf, "{\"type\":\"msg\",\"body\":\" \","
 	    "\"id\":\"%s\"}", id);
 	ck_assert_int_eq(parse(buf, &in, &code, &msg), 0);

@@ -66,7 +66,7 @@ fuzz_req(uint64_t *h, const struct http_req *r)
 	route = http_route(r->path, &chat, &chat_len);
 	if (route != HTTP_ROUTE_OTHER && route != HTTP_ROUTE_HEALTHZ &&
 	    route != HTTP_ROUTE_METRICS && route != HTTP_ROUTE_BAD_ID &&
-	    (chat_len == 0 || chat_len > HTTP_CHAT_ID_MAX))
+	    (chat_len == 0 || chat_len > RD_CHAT_MAX))
 		abort();
 	if (http_query_get(r->query, "user", buf, sizeof buf, &len) == 1 &&
 	    len >= sizeof buf)

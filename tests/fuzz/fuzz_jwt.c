@@ -110,7 +110,7 @@ fuzz_check(const char *tok, size_t len)
 			abort();
 		return;
 	}
-	if (!http_valid_id(cl.sub, strlen(cl.sub), CONN_USER_MAX) ||
+	if (!http_valid_id(cl.sub, strlen(cl.sub), RD_USER_MAX) ||
 	    cl.exp <= 0 ||
 	    (cl.rights & ~(AUTH_READ|AUTH_WRITE|AUTH_HISTORY)) != 0)
 		abort();

@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	switch (in.type) {
 	case PROTO_MSG:
 		if (in.body_len == 0 || memchr(in.body, '\0',
-		    in.body_len) != NULL || strlen(in.id) > PROTO_ID_MAX)
+		    in.body_len) != NULL || strlen(in.id) > RD_MSGID_MAX)
 			abort();
 		fuzz_roundtrip(&in);
 		break;
