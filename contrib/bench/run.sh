@@ -24,6 +24,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+. "$here/common.sh"
 
 if [ "${QUICK:-0}" = 1 ]; then
 	: "${W1_CLIENTS:=200}" "${W1_SECS:=2}"
@@ -89,39 +90,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-say() {
-	printf '%s\n' "$*" >&2
-}
-
 # Raise our file limit (servers inherit it): 10,000 sockets and more.
 ulimit -Hn 65536 2>/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-free_port() {
-	/usr/bin/python3 -c 'import socket; s = socket.socket();
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-http_code() {
-	curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null
-}
-
-# wait_health PORT PID: until GET /healthz is 200, for up to 120 s (the
-# first nchan start may install packages); 1 if PID died first.
-wait_health() {
-	i=0
-	while [ $i -lt 1200 ]; do
-		kill -0 "$2" 2>/dev/null || return 1
-		[ "$(http_code "http://127.0.0.1:$1/healthz")" = 200 ] &&
-		    return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
-comm_of() {
-	cat "/proc/$1/comm" 2>/dev/null
+# bench_token KEYFILE: a day's token of user bench for every chat.
+bench_token() {
+	"$RACERCTL" token --key-file "$1" --kid b --sub bench --chats '*' \
+	    --ttl 1d
 }
 
 # After start_*: $port, $current, $pids (server processes, commas),
@@ -214,34 +190,27 @@ EOF
 	[ -n "${RACERD_CONF_EXTRA:-}" ] &&
 	    printf '%s\n' "$RACERD_CONF_EXTRA" >>"$d/racerd.conf"
 	token=
+	conf=
 	case ${2:-} in
 	hs256)
 		"$RACERCTL" keygen hmac --kid b >"$d/auth.keys" &&
-		    token=$("$RACERCTL" token --key-file "$d/auth.keys" \
-		    --kid b --sub bench --chats '*' --ttl 1d) || {
-			say "run.sh: racerctl ($RACERCTL) failed"
-			return 1
-		}
-		printf 'auth = token\nauth-hmac-key-file = %s\n' \
-		    "$d/auth.keys" >>"$d/racerd.conf" ;;
+		    token=$(bench_token "$d/auth.keys") &&
+		    conf="auth = token
+auth-hmac-key-file = $d/auth.keys" ;;
 	eddsa)
 		"$RACERCTL" keygen ed25519 --kid b --out "$d/auth.private" \
 		    >"$d/auth.keys" 2>/dev/null &&
-		    token=$("$RACERCTL" token --key-file "$d/auth.private" \
-		    --kid b --sub bench --chats '*' --ttl 1d) || {
-			say "run.sh: racerctl ($RACERCTL) failed"
-			return 1
-		}
-		printf 'auth = token\nauth-ed25519-key-file = %s\n' \
-		    "$d/auth.keys" >>"$d/racerd.conf" ;;
+		    token=$(bench_token "$d/auth.private") &&
+		    conf="auth = token
+auth-ed25519-key-file = $d/auth.keys" ;;
 	sealed)
-		"$RACERCTL" keygen storage --kid b >"$d/auth.storage" || {
-			say "run.sh: racerctl ($RACERCTL) failed"
-			return 1
-		}
-		printf 'storage-key-file = %s\n' "$d/auth.storage" \
-		    >>"$d/racerd.conf" ;;
-	esac
+		"$RACERCTL" keygen storage --kid b >"$d/auth.storage" &&
+		    conf="storage-key-file = $d/auth.storage" ;;
+	esac || {
+		say "run.sh: racerctl ($RACERCTL) failed"
+		return 1
+	}
+	[ -n "$conf" ] && printf '%s\n' "$conf" >>"$d/racerd.conf"
 	chmod 600 "$d"/auth.* 2>/dev/null
 	"$RACERD" -f -c "$d/racerd.conf" >"$d/stderr" 2>&1 &
 	current=$!
@@ -290,16 +259,6 @@ stop_store() {
 	done
 	extra=
 	shardpids=
-}
-
-# rss_kb PIDS: summed VmRSS of comma-separated pids, in KiB.
-rss_kb() {
-	s=0
-	for p in $(echo "$1" | tr , ' '); do
-		r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
-		s=$((s + ${r:-0}))
-	done
-	echo "$s"
 }
 
 # mode_of TARGET: the framing its clients speak, racerd or nchan.

@@ -18,6 +18,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+. "$here/common.sh"
 : "${RACERD:=$top/build/racerd}"
 : "${SCALE_CLIENTS:=100000}"
 : "${SCALE_WORKERS:=6}"
@@ -42,20 +43,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-say() {
-	printf '%s\n' "$*" >&2
-}
-
-# rss_kb PIDS: summed VmRSS of the comma-separated pids, in KiB.
-rss_kb() {
-	n=0
-	for p in $(echo "$1" | tr , ' '); do
-		r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
-		n=$((n + ${r:-0}))
-	done
-	echo "$n"
-}
-
 mono_ns() {
 	/usr/bin/python3 -c 'import time; print(time.monotonic_ns())'
 }
@@ -65,8 +52,7 @@ cc -O2 -Wall -Wextra -o "$T/loadgen" "$here/loadgen.c" \
     $(pkg-config --cflags --libs libevent_core openssl) -lm || exit 1
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket();
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 key=scale-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$key" >"$T/api.keys"
 chmod 600 "$T/api.keys"
@@ -83,21 +69,15 @@ api-key-file = $T/api.keys
 EOF
 "$RACERD" -f -c "$T/racerd.conf" >"$T/stderr" 2>&1 &
 racerd=$!
-i=0
-until [ "$(curl -s -o /dev/null -w '%{http_code}' \
-    "http://127.0.0.1:$port/healthz")" = 200 ]; do
-	i=$((i + 1))
-	[ $i -lt 200 ] && kill -0 "$racerd" 2>/dev/null || {
-		say "scale.sh: racerd did not start"; tail -5 "$T/stderr" >&2
-		exit 1
-	}
-	sleep 0.1
-done
+wait_health "$port" "$racerd" 200 || {
+	say "scale.sh: racerd did not start"; tail -5 "$T/stderr" >&2
+	exit 1
+}
 sleep 1
 pids=$racerd
 store=
 for c in $(pgrep -P "$racerd"); do
-	if [ "$(cat "/proc/$c/comm")" = redis-server ]; then
+	if [ "$(comm_of "$c")" = redis-server ]; then
 		store=$c
 	else
 		pids=$pids,$c

@@ -10,6 +10,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
 py=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/racerd-lgtest.XXXXXX") || exit 1
 started=""
@@ -31,11 +32,6 @@ $py -c 'import websockets' 2>/dev/null || {
 cc -O2 -Wall -Wextra -Werror -o "$T/loadgen" "$here/loadgen.c" \
     $(pkg-config --cflags --libs libevent_core openssl) -lm || exit 1
 "$T/loadgen" --self-test || fails=$((fails + 1))
-
-free_port() {
-	$py -c 'import socket; s = socket.socket();
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_port() {
 	i=0
