@@ -290,8 +290,7 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 	json_t		*root, *body, *id, *from;
 	json_error_t	 err;
 	const char	*fromstr = API_FROM_DEFAULT, *idstr = "", *msg;
-	char		 gen[20], sub[RD_USER_MAX + 1] = "";
-	uint8_t		 rnd[8];
+	char		 gen[UTIL_MSG_ID_SIZE], sub[RD_USER_MAX + 1] = "";
 	int		 status;
 
 	/* An API key; or with auth = token, a token with write. */
@@ -349,11 +348,8 @@ api_publish(struct conn *c, const struct http_req *req, const char *chat,
 		fromstr = json_string_value(from);
 	if (id != NULL)
 		idstr = json_string_value(id);
-	else {
-		randombytes_buf(rnd, sizeof rnd);
-		memcpy(gen, "s-", 2);
-		sodium_bin2hex(gen + 2, sizeof gen - 2, rnd, sizeof rnd);
-	}
+	else
+		util_msg_id(gen);
 	a = api_req_new(c, chat, len, keep);
 	a->head = proto_msg_head(a->chat);
 	a->tail = proto_msg_tail(*idstr != '\0' ? idstr : gen, fromstr,

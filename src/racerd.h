@@ -629,6 +629,8 @@ int		 xvasprintf(char **, const char *, va_list)
 uint64_t	 util_now_ms(void);
 uint64_t	 util_mono_ms(void);
 const char	*util_hostname(void);
+#define UTIL_MSG_ID_SIZE 19		/* "s-", 16 hex digits, NUL */
+void		 util_msg_id(char *);
 void		 util_timer_add(struct event *, const struct timeval *);
 int		 util_mkdir_p(const char *, mode_t, char **);
 

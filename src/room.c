@@ -755,17 +755,13 @@ room_publish(struct conn *c, const char *body, size_t len, const char *id)
 {
 	struct room_send	*s;
 	struct room		*r = c->room;
-	uint8_t			 rnd[8];
-	char			 gen[20];
+	char			 gen[UTIL_MSG_ID_SIZE];
 
 	if (r == NULL)
 		return;
 	if (*id == '\0') {
 		/* No id from the client: one of ours, not deduplicated. */
-		randombytes_buf(rnd, sizeof rnd);
-		gen[0] = 's';
-		gen[1] = '-';
-		sodium_bin2hex(gen + 2, sizeof gen - 2, rnd, sizeof rnd);
+		util_msg_id(gen);
 	}
 	s = xmalloc(sizeof *s);
 	s->c = c;

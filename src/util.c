@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "racerd.h"
 
@@ -30,6 +31,21 @@ util_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/*
+ * The id of a message sent without one: "s-" and 16 random hex digits,
+ * never deduplicated (racerd-protocol(7)).  out has UTIL_MSG_ID_SIZE bytes.
+ */
+void
+util_msg_id(char *out)
+{
+	uint8_t	 rnd[8];
+
+	randombytes_buf(rnd, sizeof rnd);
+	out[0] = 's';
+	out[1] = '-';
+	sodium_bin2hex(out + 2, UTIL_MSG_ID_SIZE - 2, rnd, sizeof rnd);
 }
 
 /* This host's name, looked up once; "localhost" if it has none. */
