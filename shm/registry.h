@@ -11,7 +11,8 @@
  * reg_lock() and reg_unlock() touch it: a holder that dies is detected by
  * the next locker (EOWNERDEAD), which repairs the counts and marks the
  * mutex consistent.  A mutex that cannot be recovered (ENOTRECOVERABLE)
- * is reported to the caller so the master can build a new generation.
+ * is reported to the caller: a worker that meets it exits (RD_EXIT_SHM)
+ * and the master starts another.
  *
  * Functions return 0 on success and -1 on failure with errno set:
  * ENOSPC   the room table is full (a clear refusal, nothing changed)

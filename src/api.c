@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* racerd: the HTTP chat API (history and publishing). */
+/* racerd: the HTTP chat API (history, publishing and presence). */
 /*
  * GET  /chats/{chat}/messages?since=S&before=B&limit=N  a history page
  * POST /chats/{chat}/messages                          publish (API key)

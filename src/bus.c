@@ -9,7 +9,7 @@
  * Each worker keeps two asynchronous hiredis connections on its libevent
  * loop: "cmd" for commands and scripts, "sub" for pub/sub.  Both are named
  * (CLIENT SETNAME racerd:INSTANCE:wN:cmd|sub) so that operators see who is
- * who, and both are retried with exponential back-off and full jitter.
+ * who, and both are retried with exponential back-off and jitter.
  *
  * Every message goes through one server-side script (publish.lua): dedup
  * by (user, id), epoch created if missing, INCR seq, XADD to the chat's
@@ -1329,7 +1329,10 @@ bus_decode_info(const struct redisReply *r, struct bus_info *out)
 	return (0);
 }
 
-/* publish.lua: {1, seq, epoch} or {0, seq, epoch, envelope or nil}. */
+/*
+ * publish.lua, one message: {1, seq, epoch} ({1, seq, epoch, message}
+ * when held for WAIT) or {0, seq, epoch, envelope or nil}.
+ */
 int
 bus_decode_sent(const struct redisReply *r, struct bus_sent *out)
 {

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: ISC */
 /* racerd: configuration -- option table, defaults, racerd.conf parser. */
 /*
- * Owns struct config and racerd.conf(5).  racerd.c loads the file at start
- * (config_load, then config_resolve) and the master loads a fresh copy on
- * SIGHUP, keeping the old one unless both succeed.  Everything is driven
- * by config_table[]: a new key is one table row and one struct field.
+ * Owns struct config and racerd.conf(5).  master_load (master.c) reads it
+ * at start and on SIGHUP: config_load, then config_resolve; a reload that
+ * fails keeps the old one.  Everything is driven by config_table[]: a new
+ * key is one table row and one struct field.
  *
  * The file is parsed by libinih.  inih tells its handler nothing about line
  * numbers, so lines reach it through our own reader (config_read), which
@@ -341,7 +341,7 @@ config_check_path(const char *s)
 	return (NULL);
 }
 
-/* Origins: http(s)://HOST[:PORT] words separated by blanks, or "*". */
+/* store-max-memory: empty, or a size in bytes, optionally kb, mb or gb. */
 static const char *
 config_check_memory(const char *s)
 {
@@ -357,6 +357,7 @@ config_check_memory(const char *s)
 	return (NULL);
 }
 
+/* Origins: http(s)://HOST[:PORT] words separated by blanks, or "*". */
 static const char *
 config_check_origins(const char *s)
 {

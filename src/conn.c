@@ -47,7 +47,7 @@
 #define CONN_LINGER_SECS	2	/* a closed socket waits this for input */
 #define CONN_LINGER_MAX		10	/* ... and this in all */
 #define CONN_LINGER_SOCKETS	1024	/* at most this many per worker */
-#define CONN_CLOSE_STALL	5	/* ... of which without reading */
+#define CONN_CLOSE_STALL	5	/* closing ticks without progress */
 #define CONN_MAX_BODY		(1024 * 1024)
 #define CONN_HEARTBEAT_STALE_MS	3000
 #define CONN_TLS_BATCH		(64 * 1024)	/* joined before TLS writes */

@@ -3,19 +3,20 @@
 /*
  * The JSON frames of racerd-protocol(7) (FRAMES FROM THE CLIENT, FRAMES
  * FROM THE SERVER): proto_parse decodes and validates what a client
- * sends, the proto_* builders encode what the server sends, plus the
- * two byte-level helpers the WebSocket layer needs
- * (UTF-8 validation, RFC 6455 §8.1, and server frame headers, §5.2).
+ * sends, the proto_* builders encode what the server sends, plus two
+ * byte-level helpers: UTF-8 validation (RFC 3629) for the parser and the
+ * escaper, and server frame headers (RFC 6455 §5.2) for the WebSocket
+ * layer.
  * Used by the worker: the WebSocket glue (ws.c, frame.c, join.c, room.c),
- * the HTTP API (api.c), auth (auth.c) and the sealing of history (seal.c).
+ * the HTTP API (api.c) and auth (auth.c).
  *
  * Invariants: no I/O and no process globals (jansson's allocator is left
  * alone).  Every string that reaches a client is escaped by jansson (a
- * message's id and sender by proto_buf_string, the way jansson does it),
- * so the output is valid JSON for any UTF-8 input.  Builders return NULL
- * only for a NULL or non-UTF-8 string argument; running out of memory is
- * fatal, as with xmalloc.  Key order is fixed: objects are packed in the
- * order of the contract and dumped with JSON_PRESERVE_ORDER.
+ * message's id, sender and body by proto_buf_string, the way jansson does
+ * it), so the output is valid JSON for any UTF-8 input.  Builders return
+ * NULL only for a NULL or non-UTF-8 string argument; running out of memory
+ * is fatal, as with xmalloc.  Key order is fixed: objects are packed in
+ * the order of the contract and dumped with JSON_PRESERVE_ORDER.
  *
  * A client body may not contain U+0000: jansson's default (no
  * JSON_ALLOW_NUL) rejects "\u0000" as bad_json, so every body is a C
@@ -542,7 +543,8 @@ proto_refreshed(int64_t exp)
 /*
  * Returns 1 if buf holds well-formed UTF-8 (RFC 3629 §4: no overlong
  * forms, no surrogates, nothing above U+10FFFF, no truncated sequence),
- * else 0.  Needed for text frames and close reasons, RFC 6455 §8.1.
+ * else 0.  wslay checks text frames and close reasons itself; this
+ * checks what racerd decodes and what it escapes into JSON.
  */
 int
 proto_utf8_valid(const void *buf, size_t len)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /* racerd: chat frame format -- types and prototypes. */
 /*
- * Types shared by proto.c and its callers (the WebSocket layer and the
- * HTTP history endpoint).  Kept out of racerd.h so that only the modules
- * that handle chat frames see <jansson.h>.
+ * Types shared by proto.c and its callers (the WebSocket layer, the HTTP
+ * API and auth.c).  Kept out of racerd.h so that only the modules that
+ * handle chat frames see <jansson.h>.
  */
 #ifndef RACERD_PROTO_H
 #define RACERD_PROTO_H

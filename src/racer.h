@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: ISC */
 /* racer: command-line client of racerd -- shared declarations. */
 /*
- * The client is five modules, each with its own prefix: racer.c (options,
+ * The client is six modules, each with its own prefix: racer.c (options,
  * the connection's life: connect, reconnect, exit), racer_ws.c (one
  * WebSocket connection: TCP, the HTTP upgrade, wslay), racer_tls.c (TLS
- * for wss://), racer_chat.c (the
- * chat protocol: frames in, messages out, acknowledgements, output) and
- * racer_in.c (lines from standard input).  The daemon's modules are not
- * linked except the pure helpers (http_ws_accept, http_valid_id, xmalloc).
+ * for wss://), racer_chat.c (the chat protocol: frames in, messages out,
+ * acknowledgements, output), racer_e2e.c (end-to-end encryption of
+ * bodies) and racer_in.c (lines from standard input).  The daemon's
+ * modules are not linked except helpers (http_ws_accept, http_valid_id,
+ * xmalloc, log.c, util_mono_ms).
  */
 #ifndef RACER_H
 #define RACER_H

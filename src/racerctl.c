@@ -5,9 +5,10 @@
  * racerd's tokens in a minute:
  *
  *   racerctl keygen hmac|ed25519|storage [--kid K] [--out FILE]
- *	prints a "KID BASE64KEY" line for auth-hmac-key-file (a random
- *	32-byte key) or auth-ed25519-key-file (a public key; the private
- *	key goes to FILE, created with mode 0600);
+ *	prints a "KID BASE64KEY" line for auth-hmac-key-file or
+ *	storage-key-file (a random 32-byte key) or auth-ed25519-key-file
+ *	(a public key; the private key goes to FILE, created with mode
+ *	0600);
  *   racerctl token --key-file F [--kid K] --sub USER --chats LIST
  *	[--rights LIST] [--ttl DURATION]
  *	prints a JWT signed with the HMAC key or the Ed25519 private key of

@@ -18,7 +18,7 @@
 
 struct event_base;
 
-#define RD_AGAIN	-2	/* would block: re-arm and retry */
+#define RD_AGAIN	-2	/* answered later, by conn_answered */
 
 /* Identifier limits of the protocol, racerd-protocol(7), in bytes. */
 #define RD_CHAT_MAX	128	/* chat id */
@@ -29,7 +29,7 @@ struct event_base;
 #define RD_EXIT_OK	0
 #define RD_EXIT_FATAL	1
 #define RD_EXIT_NORESPAWN 2	/* configuration-level failure: don't respawn */
-#define RD_EXIT_SHM	3	/* registry lock unrecoverable: new generation */
+#define RD_EXIT_SHM	3	/* no registry slot (lock unrecoverable) */
 
 #define RD_ASSERT(x) do {						\
 	if (!(x))							\
@@ -56,7 +56,7 @@ struct config {
 	char		*instance;
 	char		*run_dir;
 	char		*state_dir;
-	char		*pid_file;	/* "" or NULL: run-dir/racerd.pid */
+	char		*pid_file;	/* "" or NULL: run-dir/INSTANCE.pid */
 	char		*log_file;	/* "" or NULL: syslog, stderr with -f */
 	int		 log_level;	/* enum log_level */
 	int		 shutdown_timeout;	/* seconds */

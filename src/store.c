@@ -5,7 +5,8 @@
  * redis-server on a unix socket in run-dir, persisting to state-dir with
  * an append-only file and refusing to evict (history must not vanish).
  * The master starts it before any worker, restarts it when it dies (its
- * SIGCHLD handler calls store_embedded_start again) and stops it last.
+ * SIGCHLD handler arms a timer that calls store_embedded_start again,
+ * backing off while that fails) and stops it last.
  * The child gets PR_SET_PDEATHSIG so it never outlives the master.
  *
  * With an external store the master only checks its maxmemory-policy at
@@ -406,8 +407,8 @@ store_embedded_pid(void)
 
 /*
  * Stop the embedded store (it writes its AOF on SIGTERM) and wait for it,
- * for at most timeout seconds; then kill it.  With exited set the master
- * has already reaped it and only forgets it.
+ * for at most timeout seconds; then kill it.  With a negative timeout the
+ * master has already reaped it and only forgets it.
  */
 void
 store_embedded_stop(int timeout)

@@ -35,7 +35,7 @@
 
 static SSL_CTX	*tls_ctx;
 
-/* The first error OpenSSL queued, as text; clears the queue. */
+/* The last error OpenSSL queued, as text; clears the queue. */
 static const char *
 tls_last_error(void)
 {
