@@ -27,22 +27,7 @@ import urllib.request
 
 import websockets
 
-FAILS = []
-
-
-def fail(msg):
-    print("FAIL: %s" % msg, flush=True)
-    FAILS.append(msg)
-
-
-def note(msg):
-    print("  %s" % msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
+from wslib import FAILS, check, fail, note
 
 
 def claims(tok):

@@ -14,16 +14,15 @@ only if nothing failed.  Every wait is bounded.
 """
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wsclient  # noqa: E402
-from wsclient import (check, fetch_history, frame, note, sconnect,  # noqa
-                      tag, ws_open)
+import wslib  # noqa: E402
+from wslib import (check, fetch_history, frame, note, sconnect,  # noqa
+                   tag, ws_open)
 
 N = 100
 CHATS = 3
@@ -118,8 +117,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--redis", required=True)
     a = p.parse_args()
-    wsclient.run_async(run(a), 50)
-    return 1 if wsclient.FAILS else 0
+    wslib.run_async(run(a), 50)
+    return 1 if wslib.FAILS else 0
 
 
 if __name__ == "__main__":

@@ -34,23 +34,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-FAILS = []
+from wslib import FAILS, check, fail, note
+
 DRIVERS = []
-
-
-def fail(msg):
-    print("FAIL: %s" % msg, flush=True)
-    FAILS.append(msg)
-
-
-def note(msg):
-    print("  %s" % msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
 
 
 def quit_all(*_):

@@ -218,7 +218,7 @@ def extract(srcdir):
                                                    every)), 100, 599)
 
     # Query parameters.
-    for fn in ("http_query_get", "api_query_u64", "conn_query_seq"):
+    for fn in ("http_query_get", "http_query_u64"):
         for args in call_args(every, fn):
             if len(args) > 1:
                 got["params"].update(literals(args[1])[:1])

@@ -27,9 +27,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wsclient  # noqa: E402
-from wsclient import (check, fail, fetch_history, note, rq, sconnect,  # noqa: E402,E501
-                      tag, until)
+import wslib  # noqa: E402
+from wslib import (check, fail, fetch_history, note, rq, sconnect,  # noqa: E402,E501
+                   tag, until)
 
 
 async def connect(port, chat, prev):
@@ -131,7 +131,7 @@ def main():
     p.add_argument("--after", type=int, default=30)
     a = p.parse_args()
     asyncio.run(run(a))
-    return 1 if wsclient.FAILS else 0
+    return 1 if wslib.FAILS else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 """Clients that misbehave on purpose: keep-alive requests that were refused,
 pipelining without reading, pinging without reading, history floods.
 
-Built on the raw-socket helpers of wsclient.py (Raw, frame, ws_request).
+Built on the raw-socket helpers of wslib.py (Raw, frame, ws_request).
 Every check that fails prints one "FAIL: ..." line; the exit status is 0
 only if nothing failed.  Every wait is bounded.
 """
@@ -18,8 +18,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wsclient  # noqa: E402
-from wsclient import Raw, check, fail, frame, next_frame, note, ws_request  # noqa: E402,E501
+import wslib  # noqa: E402
+from wslib import Raw, check, fail, frame, next_frame, note, ws_request  # noqa: E402,E501
 
 
 def ws_upgrade(r, port, path):
@@ -104,14 +104,14 @@ def do_pipeline(a):
     n, per = a.n or 400, 200
     if not fill_chat(a.port, "p", per, 1000):
         return
-    rss0 = wsclient.rss_kib(a.pid)
+    rss0 = wslib.rss_kib(a.pid)
     r = Raw(a.port, timeout=30)
     r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     req = b"GET /chats/p/messages?since=0&limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
     sender = threading.Thread(target=r.send, args=(req * n,))
     sender.start()
     time.sleep(4)
-    rss1 = wsclient.rss_kib(a.pid)
+    rss1 = wslib.rss_kib(a.pid)
     grew = (rss1 - rss0) // 1024
     note("%d pipelined pages of %d messages unread: worker RSS %d -> %d "
          "KiB (+%d MiB)" % (n, per, rss0, rss1, grew))
@@ -132,17 +132,20 @@ def do_pipeline(a):
     r.close()
 
 
-def send_quietly(r, data, timeout=3):
+def send_quietly(sock, data, timeout=3):
     """Send what the peer takes; it may stop reading or hang up.  Gives up
     once the peer has taken nothing for timeout seconds (sendall's timeout
-    would bound the whole send, which a loaded machine can outlast)."""
+    would bound the whole send, which a loaded machine can outlast).  sock
+    is the sender's own (a dup): the reader sets its timeout apart."""
     view = memoryview(data)
-    r.sock.settimeout(timeout)
+    sock.settimeout(timeout)
     try:
         while view:
-            view = view[r.sock.send(view[:1 << 16]):]
+            view = view[sock.send(view[:1 << 16]):]
     except OSError:
         pass
+    finally:
+        sock.close()
 
 
 def drain(r, timeout):
@@ -187,13 +190,14 @@ def do_pings(a):
     st, _ = ws_upgrade(r, a.port, "/ws/pings?user=pinger")
     if not check(st == 101, "upgrade answered %s" % st):
         return
-    rss0 = wsclient.rss_kib(a.pid)
+    rss0 = wslib.rss_kib(a.pid)
     ping = frame(9, b"p" * 125)
-    sender = threading.Thread(target=send_quietly, args=(r, ping * n))
+    sender = threading.Thread(target=send_quietly,
+                              args=(r.sock.dup(), ping * n))
     sender.start()
     sender.join(10)
     time.sleep(0.5)
-    rss1 = wsclient.rss_kib(a.pid)
+    rss1 = wslib.rss_kib(a.pid)
     grew = (rss1 - rss0) // 1024
     note("%d pings of 125 bytes, pongs unread: worker RSS %d -> %d KiB "
          "(+%d MiB)" % (n, rss0, rss1, grew))
@@ -207,7 +211,7 @@ def do_pings(a):
             pongs += 1
         elif op == 8:
             code = int.from_bytes(payload[:2], "big") if payload else 0
-    slow = wsclient.metric(a.port, "racerd_slow_closes_total")
+    slow = wslib.metric(a.port, "racerd_slow_closes_total")
     note("read %d pongs, then %s%s; slow closes: %s" %
          (pongs, "close %s and " % code if code is not None else "",
           "the end of the connection" if ended else "no end", slow))
@@ -290,9 +294,9 @@ def do_api(a):
     r = Raw(a.port, timeout=3)
     r.send(post_head(a.port, None, 900000))
     try:
-        st, hdrs, _ = r.read_response(3)
+        st, _, _ = r.read_response(3)
     except (OSError, EOFError) as e:
-        st, hdrs = repr(e), {}
+        st = repr(e)
     note("POST without a key, body not sent: %s" % st)
     check(st == 401, "POST without a key before its body: %s, not 401" % st)
     check(st != 401 or r.wait_eof(3), "the connection stayed open after "
@@ -420,7 +424,7 @@ def main():
         CMDS[a.cmd](a)
     except (OSError, EOFError, ValueError, KeyError) as e:
         fail("%s: %r" % (a.cmd, e))
-    return 1 if wsclient.FAILS else 0
+    return 1 if wslib.FAILS else 0
 
 
 if __name__ == "__main__":

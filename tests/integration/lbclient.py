@@ -16,9 +16,9 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wsclient  # noqa: E402
-from wsclient import (check, check_resume, describe_seqs, fail, note, rq,  # noqa: E402,E501
-                      sconnect, tag, until)
+import wslib  # noqa: E402
+from wslib import (check, check_resume, describe_seqs, fail, note, rq,  # noqa: E402,E501
+                   sconnect, tag, until)
 
 
 async def run(a):
@@ -90,7 +90,7 @@ def main():
     p.add_argument("--count", type=int, default=20)
     a = p.parse_args()
     asyncio.run(run(a))
-    return 1 if wsclient.FAILS else 0
+    return 1 if wslib.FAILS else 0
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ ok "racerd up"
 cat >"$T/observe.py" <<'PYEOF'
 import asyncio, sys
 sys.path.insert(0, sys.argv[1] + "/tests/integration")
-import wsclient
+import wslib
 
 async def main(port, chat, count, out, ready):
-    c = await wsclient.join(port, chat, "observer")
+    c = await wslib.join(port, chat, "observer")
     open(ready, "w").close()
     got = await c.wait_msgs(count, 40)
     with open(out, "w") as f:

@@ -20,8 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wsclient  # noqa: E402
-from wsclient import check, note, sconnect, tag, until  # noqa: E402
+import wslib  # noqa: E402
+from wslib import check, note, sconnect, tag, until  # noqa: E402
 
 
 def on_replica(port, chat):
@@ -94,7 +94,7 @@ def main():
     p.add_argument("--replica-pid", type=int, required=True)
     a = p.parse_args()
     asyncio.run(run(a))
-    return 1 if wsclient.FAILS else 0
+    return 1 if wslib.FAILS else 0
 
 
 if __name__ == "__main__":

@@ -30,18 +30,7 @@ import urllib.request
 
 import websockets
 
-FAILS = []
-
-
-def fail(msg):
-    print("FAIL: %s" % msg, flush=True)
-    FAILS.append(msg)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
+from wslib import FAILS, check
 
 
 def redis(a, *args, raw=False):

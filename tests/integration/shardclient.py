@@ -22,9 +22,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wsclient  # noqa: E402
-from wsclient import (Refused, check, check_resume, fail, fetch_history,  # noqa: E402,E501
-                      http_get, metric, note, rq, sconnect, tag, until)
+import wslib  # noqa: E402
+from wslib import (Refused, check, check_resume, fail, fetch_history,  # noqa: E402,E501
+                   http_get, metric, note, rq, sconnect, tag, until)
 
 
 def fnv1a64(data):
@@ -209,7 +209,7 @@ def main():
     a.socks = a.socks.split(",")
     a.pids = [int(x) for x in a.pids.split(",")]
     asyncio.run(run(a))
-    sys.exit(1 if wsclient.FAILS else 0)
+    sys.exit(1 if wslib.FAILS else 0)
 
 
 if __name__ == "__main__":

@@ -36,18 +36,7 @@ import urllib.request
 
 import websockets
 
-FAILS = []
-
-
-def fail(msg):
-    print("FAIL: %s" % msg, flush=True)
-    FAILS.append(msg)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
+from wslib import FAILS, check, fail
 
 
 def url(port, chat, **query):

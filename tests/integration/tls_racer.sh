@@ -25,10 +25,10 @@ ok "racerd up on TLS only"
 cat >"$T/observe.py" <<'PYEOF'
 import asyncio, sys
 sys.path.insert(0, sys.argv[1] + "/tests/integration")
-import wsclient
+import wslib
 
 async def main(port, out, ready):
-    c = await wsclient.join(port, "tls-racer", "observer")
+    c = await wslib.join(port, "tls-racer", "observer")
     open(ready, "w").close()
     got = await c.wait_msgs(3, 30)
     with open(out, "w") as f:

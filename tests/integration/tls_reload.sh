@@ -37,10 +37,10 @@ serial() {
 cat >"$T/stay.py" <<'PYEOF'
 import asyncio, os, sys
 sys.path.insert(0, sys.argv[1] + "/tests/integration")
-import wsclient
+import wslib
 
 async def main(port, ready, go):
-    c = await wsclient.join(port, "reload", "stayer")
+    c = await wslib.join(port, "reload", "stayer")
     open(ready, "w").close()
     for _ in range(300):
         if os.path.exists(go):
