@@ -407,9 +407,9 @@ START_TEST(test_bad_request)
 END_TEST
 
 /*
- * Issue 10, finding 11: a line ended by a lone LF (or CR) among CRLF
- * lines is framed one way by http-parser and maybe another by a proxy in
- * front (request smuggling). Every such request is a 400, whatever the
+ * A line ended by a lone LF (or CR) among CRLF lines is framed one way
+ * by http-parser and maybe another by a proxy in front (request
+ * smuggling). Every such request is a 400, whatever the
  * chunk sizes it arrives in; bytes after chunk data must be CRLF.
  */
 START_TEST(test_framing_bare_lf)
