@@ -1,11 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
 # racerd benchmark kit: run workloads W1-W5 against racerd and, in the same
-# run, against nginx + nchan, then print each figure and the racerd/nchan
-# ratio.  See contrib/bench/README.md.
+# run, against nginx + nchan, ROUNDS (3) times, then print the median of
+# each figure, its range, and the racerd/nchan ratio of the medians.  See
+# contrib/bench/README.md.
 #
-#   sh contrib/bench/run.sh                 full run (1 to 3 minutes)
-#   QUICK=1 sh contrib/bench/run.sh         small numbers, under a minute
+#   sh contrib/bench/run.sh                 full run (10 to 15 minutes)
+#   ROUNDS=1 sh contrib/bench/run.sh        one round (3 to 5 minutes)
+#   QUICK=1 sh contrib/bench/run.sh         small numbers, one round,
+#                                           under a minute
 #   RACERD=/path/to/racerd sh contrib/bench/run.sh
 #   TARGETS="shards1 shards2" WORKLOADS=w2 sh contrib/bench/run.sh
 #                                           one store against two shards
@@ -27,12 +30,14 @@ top=$(cd "$here/../.." && pwd)
 . "$here/common.sh"
 
 if [ "${QUICK:-0}" = 1 ]; then
+	: "${ROUNDS:=1}"
 	: "${W1_CLIENTS:=200}" "${W1_SECS:=2}"
 	: "${W2_CHATS:=100}" "${W2_RATES:=1 5 20 50}" "${W2_SECS:=2}"
 	: "${W3_CLIENTS:=1000}" "${W4_SECS:=2}"
 	: "${W5_CLIENTS:=1000}" "${W5_CONNECT_RATE:=2000}" "${W5_SECS:=2}"
 fi
 : "${TARGETS:=racerd nchan}"		# servers to measure
+: "${ROUNDS:=3}"			# each figure is the median of these
 : "${WORKLOADS:=w1 w2 w3 w4 w5}"
 : "${RACERD:=$top/build/racerd}"	# the racerd binary
 : "${RACERCTL:=$(dirname "$RACERD")/racerctl}"	# for hs256 and eddsa
@@ -51,8 +56,8 @@ fi
 : "${W2_SECS:=3}"
 : "${W2_P99_MS:=50}"
 : "${W3_CLIENTS:=10000}"		# idle connections
-: "${W3_CHATS:=1000}"
-: "${W4_CONCURRENCY:=50}"		# connect-upgrade-close loops
+: "${W3_CHATS:=100}"
+: "${W4_CONCURRENCY:=100}"		# connect-upgrade-close loops
 : "${W4_SECS:=3}"
 : "${W5_CLIENTS:=5000}"			# members of the one big chat
 : "${W5_CONNECT_RATE:=5000}"		# ... connecting at this pace
@@ -305,9 +310,17 @@ put() {
 	echo "$1 $2 $3" >>"$results"
 }
 
+# get TARGET KEY [min|max]: the median of KEY over the rounds (of the
+# rounds that have a number), or their least or greatest; n/a if none.
 get() {
-	awk -v t="$1" -v k="$2" '$1 == t && $2 == k { v = $3 } END {
-	    print (v == "" ? "n/a" : v) }' "$results" 2>/dev/null
+	awk -v t="$1" -v k="$2" '$1 == t && $2 == k && $3 ~ /^-?[0-9.]+$/ {
+	    print $3 }' "$results" 2>/dev/null | sort -g |
+	    awk -v w="${3:-median}" '{ v[n++] = $1 } END {
+		if (n == 0) print "n/a"
+		else if (w == "min") print v[0]
+		else if (w == "max") print v[n - 1]
+		else if (n % 2) print v[(n - 1) / 2]
+		else print (v[n / 2 - 1] + v[n / 2]) / 2 }'
 }
 
 # clean LINE: 1 if nothing was lost, refused or out of order.
@@ -470,23 +483,30 @@ say "        server share them"
 [ "$busy" -gt 15 ] &&
     say "run.sh: warning: the machine is busy, figures will be noisy"
 
-# Each workload on a freshly started server of each target.
+# Each workload on a freshly started server of each target, ROUNDS
+# times, the targets taking turns so that a slow minute hits all of them.
 : >"$results"
-for w in $WORKLOADS; do
-	for t in $TARGETS; do
-		case $t in
-		racerd)	start_racerd || { stop_server; continue; } ;;
-		hs256|eddsa|sealed)
-			start_racerd "" "$t" || { stop_server; continue; } ;;
-		shards[1-9]|shards[1-9][0-9])
-			start_racerd "${t#shards}" ||
-			    { stop_server; continue; } ;;
-		nchan)	start_nchan || { stop_server; continue; } ;;
-		*)	say "run.sh: unknown target $t"; exit 1 ;;
-		esac
-		say "$w on $t (port $port, pids $pids${extra:+, store $extra})"
-		$w "$t"
-		stop_server
+round=0
+while [ "$round" -lt "$ROUNDS" ]; do
+	round=$((round + 1))
+	for w in $WORKLOADS; do
+		for t in $TARGETS; do
+			case $t in
+			racerd)	start_racerd || { stop_server; continue; } ;;
+			hs256|eddsa|sealed)
+				start_racerd "" "$t" ||
+				    { stop_server; continue; } ;;
+			shards[1-9]|shards[1-9][0-9])
+				start_racerd "${t#shards}" ||
+				    { stop_server; continue; } ;;
+			nchan)	start_nchan || { stop_server; continue; } ;;
+			*)	say "run.sh: unknown target $t"; exit 1 ;;
+			esac
+			say "$w on $t, round $round of $ROUNDS (port $port, pids" \
+			    "$pids${extra:+, store $extra})"
+			$w "$t"
+			stop_server
+		done
 	done
 done
 
@@ -508,6 +528,17 @@ row() {
 	done
 	printf ' %8s  %s\n' "$(ratio "$(get "$first" "$2")" \
 	    "$(get "$last" "$2")")" "$3"
+	[ "$ROUNDS" -gt 1 ] || return 0
+	printf '%-46s' "  range of $ROUNDS rounds"
+	for t in $TARGETS; do
+		lo=$(get "$t" "$2" min)
+		if [ "$lo" = n/a ]; then
+			printf ' %12s' ""
+		else
+			printf ' %12s' "$lo-$(get "$t" "$2" max)"
+		fi
+	done
+	printf '\n'
 }
 
 printf '\n%-46s' "figure"
@@ -542,10 +573,11 @@ row "W5 deliveries lost" w5_lost "must be 0"
 busy=$(busy_pct)
 echo "machine: $(nproc) CPUs, ${busy}% busy right after the run (others)"
 for t in $TARGETS; do
-	case "$(get "$t" w1_clean)$(get "$t" w1_lclean)$(get "$t" w1_rclean)" in
+	case "$(get "$t" w1_clean min)$(get "$t" w1_lclean min)$(get "$t" \
+	    w1_rclean min)" in
 	*0*)	say "note: $t lost or refused messages in W1 (see above)" ;;
 	esac
-	c=$(get "$t" w1_ccpu)
+	c=$(get "$t" w1_ccpu max)
 	awk -v c="$c" 'BEGIN { exit !(c + 0 > 0.9) }' &&
 	    say "note: loadgen used $c CPU in $t W1: it may be the limit"
 done
