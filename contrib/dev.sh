@@ -5,11 +5,14 @@
 #
 #   sh contrib/dev.sh run         build and run racerd in the foreground on
 #                                 127.0.0.1:8080 with its embedded store
+#                                 and the web client of contrib/web
 #   sh contrib/dev.sh test        build (-Werror) and run every test
 #   sh contrib/dev.sh sanitizers  the same under ASan + UBSan
 #   sh contrib/dev.sh sanitizers-tls  the chat tests under ASan + UBSan
 #                                 with racerd on TLS only
 #   sh contrib/dev.sh distcheck   make distcheck
+#   sh contrib/dev.sh deb         the Debian package: built, installed,
+#                                 run, used and purged (tests/deb.sh)
 #   sh contrib/dev.sh fuzz        build the libFuzzer harnesses with clang
 #                                 and run each FUZZ_SECONDS (default 60)
 set -eu
@@ -62,7 +65,9 @@ case "${1:-}" in
 run)
 	deps
 	build build
-	exec ./racerd -f
+	# The built-in defaults, and the web client from the source tree.
+	printf 'webroot = %s/contrib/web\n' "$top" >racerd-dev.conf
+	exec ./racerd -f -c racerd-dev.conf
 	;;
 test)
 	deps

@@ -41,7 +41,6 @@ struct api_req {
 };
 
 static struct api_keyset {
-	int		 loaded;
 	size_t		 n;
 	uint8_t		 hash[API_KEYS_MAX][crypto_generichash_BYTES];
 } api_keys;
@@ -115,7 +114,6 @@ out:
 done:
 	memcpy(api_keys.hash, hash, n * sizeof hash[0]);
 	api_keys.n = n;
-	api_keys.loaded = 1;
 	return (0);
 }
 

@@ -124,7 +124,7 @@ static void	log_vwrite(int, const char *, va_list, int)
  * client put in a value.  Truncates at a whole escape.  Returns the length
  * of dst.
  */
-size_t
+static size_t
 log_escape(char *dst, size_t size, const char *src)
 {
 	static const char	 hex[] = "0123456789abcdef";

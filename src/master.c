@@ -84,7 +84,7 @@ static void	master_reload_step(void);
  * Open the listening socket for "host:port" or "[v6]:port".  Returns the
  * descriptor, or -1 with a message in *cause.
  */
-int
+static int
 master_listen(const char *listen_on, char **cause)
 {
 	struct addrinfo	 hints, *res = NULL;

@@ -77,7 +77,8 @@ racer_usage(void)
 	fprintf(stderr, "usage: racer [-hjlqVv] [-K file] [-k token] "
 	    "[-m text] [-n count] [-s seq]\n"
 	    "             [-t seconds] [-u user] [--cacert file] [--insecure]\n"
-	    "             [--e2e-secret-file file] ws[s]://host[:port] chat\n");
+	    "             [--e2e-secret-file file] "
+	    "ws[s]://host[:port][/prefix] chat\n");
 	exit(RACER_EXIT_USAGE);
 }
 
@@ -489,7 +490,7 @@ racer_finish(int status, const char *fmt, ...)
 	racer_chat_ack();
 	racer.closing = 1;
 	racer.status = status;
-	racer_ws_close(racer.ws, 1000, NULL);
+	racer_ws_close(racer.ws, WS_CLOSE_NORMAL, NULL);
 }
 
 /* Finish with status after one line, message, on stderr. */
@@ -658,11 +659,11 @@ racer_close_text(int code, const char *reason)
 	if (*reason != '\0')
 		return (reason);
 	switch (code) {
-	case 4001:
+	case WS_CLOSE_UNAUTHORIZED:
 		return ("unauthorized");
-	case 4003:
+	case WS_CLOSE_FORBIDDEN:
 		return ("forbidden");
-	case 4009:
+	case WS_CLOSE_TAKEN_OVER:
 		return ("session taken over by a newer connection");
 	default:
 		return ("do not reconnect");
@@ -677,26 +678,26 @@ racer_closed(const struct racer_ws_result *res, int was_joined)
 	const char	*sp = *res->why != '\0' ? " " : "";
 	u_int		 ms;
 
-	if (code >= 4000 && code <= 4099)
+	if (WS_CLOSE_IS_FINAL(code))
 		racer_exit(RACER_EXIT_REFUSED, "closed by the server: %d %s",
 		    code, racer_close_text(code, res->why));
 	switch (code) {
-	case 1000:
-	case 1002:
-	case 1003:
-	case 1007:
-	case 1008:
-	case 1009:
-	case 1010:
+	case WS_CLOSE_NORMAL:
+	case WS_CLOSE_PROTOCOL:
+	case WS_CLOSE_UNSUPPORTED:
+	case WS_CLOSE_BAD_DATA:
+	case WS_CLOSE_POLICY:
+	case WS_CLOSE_TOO_BIG:
+	case WS_CLOSE_EXTENSION:
 		/* Ours or final: reconnecting would end the same way. */
 		racer_exit(RACER_EXIT_FAIL, "closed by the server: %d%s%s",
 		    code, sp, res->why);
 	}
-	if ((code >= 4200 && code <= 4299) || code == 1001) {
+	if (WS_CLOSE_IS_RESUME(code) || code == WS_CLOSE_GOING_AWAY) {
 		/* Resume at once; back off only if that fails. */
 		ms = racer.attempts == 0 ? 0 :
 		    racer_backoff(racer.attempts - 1, RACER_BACKOFF_BASE);
-	} else if (code >= 4100 && code <= 4199)
+	} else if (WS_CLOSE_IS_LATER(code))
 		ms = racer_backoff(racer.attempts, RACER_BACKOFF_SLOW);
 	else
 		ms = racer_backoff(racer.attempts, RACER_BACKOFF_BASE);

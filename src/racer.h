@@ -114,7 +114,6 @@ int		 racer_chat_add(const char *, size_t, const char **);
 u_int		 racer_chat_pending(void);
 u_int		 racer_chat_refused(void);
 void		 racer_chat_pump(void);
-void		 racer_chat_unsend(void);
 void		 racer_chat_ack(void);
 void		 racer_chat_disconnected(void);
 int		 racer_chat_busy(void);
@@ -123,7 +122,6 @@ void		 racer_chat_forget_session(void);
 
 /* racer_e2e.c */
 #define RACER_E2E_UNREADABLE	"[encrypted message it cannot read]"
-int		 racer_e2e_init(const char *, size_t, const char *, char **);
 int		 racer_e2e_setup(const char *, const char *, char **);
 int		 racer_e2e_on(void);
 char		*racer_e2e_seal(const char *, size_t);
@@ -131,7 +129,6 @@ char		*racer_e2e_open(const char *, size_t, size_t *);
 
 /* racer_in.c */
 int		 racer_in_start(struct event_base *, char **);
-void		 racer_in_pause(void);
 void		 racer_in_resume(void);
 void		 racer_in_stop(void);
 

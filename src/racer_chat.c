@@ -285,7 +285,7 @@ racer_chat_pump(void)
 }
 
 /* Nothing in flight any more: it all goes again (with the same ids). */
-void
+static void
 racer_chat_unsend(void)
 {
 	struct racer_out	*o;

@@ -28,7 +28,6 @@
 #include "racerd.h"
 #include "racer.h"
 
-#define RACER_E2E_SALT		16	/* crypto_pwhash_SALTBYTES */
 #define RACER_E2E_SECRET_MAX	4096
 
 static struct {
@@ -41,7 +40,7 @@ static struct {
  * Derive the chat key from secret (len bytes) for chat. Returns 0, or -1
  * with *cause set (an empty secret, out of memory).
  */
-int
+static int
 racer_e2e_init(const char *secret, size_t len, const char *chat,
     char **cause)
 {

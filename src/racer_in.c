@@ -41,6 +41,8 @@ static struct {
 	u_long		 lineno;
 } in;
 
+static void	racer_in_pause(void);
+
 /*
  * Read the next chunk of an unpollable input on the next loop turn. Not
  * event_active: an event activated from its own callback runs again in
@@ -171,7 +173,7 @@ racer_in_start(struct event_base *base, char **cause)
 }
 
 /* Stop reading until racer_in_resume: enough is waiting to be sent. */
-void
+static void
 racer_in_pause(void)
 {
 	if (in.ev == NULL || in.paused || in.stopped)

@@ -474,9 +474,8 @@ racer_ws_closed(struct racer_ws *ws)
 {
 	int	 code;
 
+	/* 1005 (WSLAY_CODE_NO_STATUS_RCVD) when the close had no code. */
 	code = wslay_event_get_status_code_received(ws->ctx);
-	if (code == WSLAY_CODE_NO_STATUS_RCVD)
-		code = 1005;
 	racer_ws_end(ws, RACER_WS_CLOSED, code, "%s", ws->close_reason);
 }
 

@@ -150,7 +150,6 @@ void		 tls_free(void);
 struct reg;
 int		 master_main(struct config *, int);
 struct config	*master_load(const char *, char **, char **);
-int		 master_listen(const char *, char **);
 
 /* worker.c */
 struct conn;
@@ -540,29 +539,38 @@ int		 static_serve(struct conn *, const struct http_req *, int);
 /* ws.c */
 /*
  * Close codes (racerd-protocol(7)): RFC 6455's, then racerd's own; 1005
- * and 1006 are only recorded, never sent.
+ * and 1006 are only recorded, never sent; 1007 and 1009 are sent by
+ * wslay; 1001, 1010 and 4003 are what a client may meet (a proxy, a
+ * server without racerd's extensions, a gateway refusing the chat).
  */
 #define WS_CLOSE_NORMAL		1000
+#define WS_CLOSE_GOING_AWAY	1001
 #define WS_CLOSE_PROTOCOL	1002
 #define WS_CLOSE_UNSUPPORTED	1003
 #define WS_CLOSE_NO_STATUS	1005
 #define WS_CLOSE_ABNORMAL	1006
+#define WS_CLOSE_BAD_DATA	1007
 #define WS_CLOSE_POLICY		1008
+#define WS_CLOSE_TOO_BIG	1009
+#define WS_CLOSE_EXTENSION	1010
 #define WS_CLOSE_UNAUTHORIZED	4001
+#define WS_CLOSE_FORBIDDEN	4003
 #define WS_CLOSE_TAKEN_OVER	4009
 #define WS_CLOSE_RATE		4100
 #define WS_CLOSE_RESTART	4200
 #define WS_CLOSE_TOO_SLOW	4208
+/* The classes of racerd's own codes: what a client does next. */
+#define WS_CLOSE_IS_FINAL(c)	((c) >= 4000 && (c) <= 4099)	/* stop */
+#define WS_CLOSE_IS_LATER(c)	((c) >= 4100 && (c) <= 4199)	/* back off */
+#define WS_CLOSE_IS_RESUME(c)	((c) >= 4200 && (c) <= 4299)	/* at once */
 int		 ws_start(struct conn *);
 int		 ws_bucket_take(double *, uint64_t *, uint64_t, int);
 void		 ws_input(struct conn *);
-void		 ws_output(struct conn *);
 int		 ws_send_frame(struct conn *, struct frame *);
 int		 ws_send_text(struct conn *, const char *, size_t);
 void		 ws_send_error(struct conn *, const char *, const char *);
 void		 ws_send_error_id(struct conn *, const char *, const char *,
 		     const char *);
-void		 ws_refuse(struct conn *, const char *, const char *);
 void		 ws_close(struct conn *, int, const char *);
 void		 ws_timeout(struct conn *);
 void		 ws_free(struct conn *);
@@ -599,7 +607,6 @@ int		 log_reopen(void);
 void		 log_set_role(const char *);
 void		 log_set_level(int);
 void		 log_close(void);
-size_t		 log_escape(char *, size_t, const char *);
 void		 log_warn(const char *, ...)
 		     __attribute__((__format__(__printf__, 1, 2)));
 void		 log_warnx(const char *, ...)

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,7 +54,7 @@ util_msg_id(char *out)
 const char *
 util_hostname(void)
 {
-	static char	 host[64];
+	static char	 host[HOST_NAME_MAX + 1];
 
 	if (*host == '\0') {
 		if (gethostname(host, sizeof host) != 0 || *host == '\0')

@@ -62,10 +62,10 @@ worker_listeners(int on)
 	for (i = 0; i < nitems(l); i++) {
 		if (l[i] == NULL)
 			continue;
-		if (on)
-			evconnlistener_enable(l[i]);
-		else
-			evconnlistener_disable(l[i]);
+		if ((on ? evconnlistener_enable(l[i]) :
+		    evconnlistener_disable(l[i])) != 0)
+			log_warnx("cannot %s a listener", on ? "resume" :
+			    "pause");
 	}
 }
 
@@ -276,10 +276,11 @@ worker_main(struct config *cfg, struct reg *reg, int idx, int lfd,
 		return (RD_EXIT_FATAL);
 	}
 	util_timer_add(hb, &tv);
-	evsignal_add(sterm, NULL);
-	evsignal_add(sint, NULL);
-	evsignal_add(susr1, NULL);
-	evsignal_add(shup, NULL);
+	if (evsignal_add(sterm, NULL) != 0 || evsignal_add(sint, NULL) != 0 ||
+	    evsignal_add(susr1, NULL) != 0 || evsignal_add(shup, NULL) != 0) {
+		log_warnx("cannot add the signal events");
+		return (RD_EXIT_FATAL);
+	}
 	reg_worker_heartbeat(reg, idx, util_mono_ms());
 
 	wk.counters = reg_worker_counters(reg, idx);

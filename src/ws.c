@@ -37,6 +37,7 @@
 
 static void	ws_check_closed(struct conn *);
 static void	ws_too_slow(struct conn *);
+static void	ws_output(struct conn *);
 static int	ws_rate_ok(struct conn *, const char *);
 static void	ws_track(struct conn *, const uint8_t *, size_t);
 
@@ -94,7 +95,7 @@ ws_send_error_id(struct conn *c, const char *code, const char *message,
 }
 
 /* A refused request: an error frame, and 1008 when it keeps happening. */
-void
+static void
 ws_refuse(struct conn *c, const char *code, const char *message)
 {
 	ws_send_error(c, code, message);
@@ -425,7 +426,7 @@ ws_too_slow(struct conn *c)
 }
 
 /* Send what wslay has queued, then see whether the socket is done. */
-void
+static void
 ws_output(struct conn *c)
 {
 	size_t	 queued;

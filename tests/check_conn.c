@@ -96,11 +96,21 @@ START_TEST(test_close_classes)
 	ck_assert_int_eq(WS_CLOSE_PROTOCOL, 1002);
 	ck_assert_int_eq(WS_CLOSE_UNSUPPORTED, 1003);
 	ck_assert_int_eq(WS_CLOSE_POLICY, 1008);
-	ck_assert_int_eq(WS_CLOSE_UNAUTHORIZED / 100, 40);
-	ck_assert_int_eq(WS_CLOSE_TAKEN_OVER / 100, 40);
-	ck_assert_int_eq(WS_CLOSE_RATE / 100, 41);
-	ck_assert_int_eq(WS_CLOSE_RESTART / 100, 42);
-	ck_assert_int_eq(WS_CLOSE_TOO_SLOW / 100, 42);
+	ck_assert_int_eq(WS_CLOSE_BAD_DATA, 1007);
+	ck_assert_int_eq(WS_CLOSE_TOO_BIG, 1009);
+	ck_assert(WS_CLOSE_IS_FINAL(WS_CLOSE_UNAUTHORIZED));
+	ck_assert(WS_CLOSE_IS_FINAL(WS_CLOSE_FORBIDDEN));
+	ck_assert(WS_CLOSE_IS_FINAL(WS_CLOSE_TAKEN_OVER));
+	ck_assert(WS_CLOSE_IS_LATER(WS_CLOSE_RATE));
+	ck_assert(WS_CLOSE_IS_RESUME(WS_CLOSE_RESTART));
+	ck_assert(WS_CLOSE_IS_RESUME(WS_CLOSE_TOO_SLOW));
+	/* The classes do not overlap, and RFC 6455's codes are in none. */
+	ck_assert(!WS_CLOSE_IS_LATER(4099) && !WS_CLOSE_IS_FINAL(4100));
+	ck_assert(!WS_CLOSE_IS_RESUME(4199) && !WS_CLOSE_IS_LATER(4200));
+	ck_assert(!WS_CLOSE_IS_RESUME(4300) && !WS_CLOSE_IS_FINAL(3999));
+	ck_assert(!WS_CLOSE_IS_FINAL(WS_CLOSE_NORMAL) &&
+	    !WS_CLOSE_IS_LATER(WS_CLOSE_POLICY) &&
+	    !WS_CLOSE_IS_RESUME(WS_CLOSE_GOING_AWAY));
 }
 END_TEST
 

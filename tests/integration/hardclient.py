@@ -105,8 +105,7 @@ def do_pipeline(a):
     if not fill_chat(a.port, "p", per, 1000):
         return
     rss0 = wslib.rss_kib(a.pid)
-    r = Raw(a.port, timeout=30)
-    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    r = Raw(a.port, timeout=30, rcvbuf=65536)
     req = b"GET /chats/p/messages?since=0&limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
     sender = threading.Thread(target=r.send, args=(req * n,))
     sender.start()
@@ -132,7 +131,7 @@ def do_pipeline(a):
     r.close()
 
 
-def send_quietly(sock, data, timeout=3):
+def send_quietly(sock, data, timeout=15):
     """Send what the peer takes; it may stop reading or hang up.  Gives up
     once the peer has taken nothing for timeout seconds (sendall's timeout
     would bound the whole send, which a loaded machine can outlast).  sock
@@ -185,8 +184,7 @@ def frames(data):
 def do_pings(a):
     """Pings, never reading the pongs: closed with 4208 like a slow client."""
     n = a.n or 50000
-    r = Raw(a.port, timeout=30)
-    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    r = Raw(a.port, timeout=30, rcvbuf=4096)
     st, _ = ws_upgrade(r, a.port, "/ws/pings?user=pinger")
     if not check(st == 101, "upgrade answered %s" % st):
         return

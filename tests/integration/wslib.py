@@ -288,9 +288,17 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 class Raw:
     """A TCP connection with a read buffer, for hand-built traffic."""
 
-    def __init__(self, port, timeout=5):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+    def __init__(self, port, timeout=5, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection(("127.0.0.1", port),
+                                                 timeout=timeout)
+        else:
+            # Set before the connect: shrinking the window of an open
+            # connection stalls loopback TCP in retransmission back-off.
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
         if TLS_CTX is not None:
             self.sock = TLS_CTX.wrap_socket(self.sock,
                                             server_hostname="127.0.0.1")
