@@ -416,6 +416,51 @@ conn_metrics(struct conn *c, int keep_alive, int head)
 }
 
 /*
+ * Outbound accounting, kept apart from the sockets so that it is tested
+ * alone (check_conn).  The position a client surely has: what it
+ * acknowledged, or else the last seq whose bytes left this process (all
+ * that was queued, once nothing is pending).
+ */
+uint64_t
+conn_position(uint64_t queued, uint64_t flushed, uint64_t acked,
+    size_t pending)
+{
+	uint64_t	 last = pending == 0 ? queued : flushed;
+
+	return (acked > last ? acked : last);
+}
+
+/*
+ * An ack of seq moves the acknowledged position only forward, and never
+ * past what was queued to the client.
+ */
+uint64_t
+conn_acked(uint64_t acked, uint64_t queued, int64_t seq)
+{
+	if (seq > 0 && (uint64_t)seq > acked && (uint64_t)seq <= queued)
+		return ((uint64_t)seq);
+	return (acked);
+}
+
+/* Would adding bytes to what is queued pass max-outbound-bytes? */
+int
+conn_over_limit(size_t queued, size_t adding, size_t max)
+{
+	return (queued > max || adding > max - queued);
+}
+
+/*
+ * Does a close end the session (no resume, the position kept for the next
+ * join)?  Only the client's own 1000 does: every other end is an
+ * interruption.
+ */
+int
+conn_close_ends_session(int code, int by_client)
+{
+	return (code == WS_CLOSE_NORMAL && by_client);
+}
+
+/*
  * Returns 1 if a browser's Origin may connect by list (allowed-origins,
  * blank-separated): an empty list, no Origin header (not a browser), "*"
  * or an exact (case-insensitive) match in the list.

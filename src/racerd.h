@@ -279,6 +279,10 @@ struct conn_held {
 int		 conn_init(void);
 void		 conn_accept(int, int);
 int		 conn_origin_allowed(const char *, const char *);
+uint64_t	 conn_position(uint64_t, uint64_t, uint64_t, size_t);
+uint64_t	 conn_acked(uint64_t, uint64_t, int64_t);
+int		 conn_over_limit(size_t, size_t, size_t);
+int		 conn_close_ends_session(int, int);
 struct http_req;
 void		 conn_drain_all(void);
 void		 conn_free_all(void);

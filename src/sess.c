@@ -86,13 +86,8 @@ sess_of(struct conn *c, const char *chat, struct bus_session *s,
 static uint64_t
 sess_position(struct conn *c)
 {
-	uint64_t	 last = c->flushed_seq;
-
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		last = c->queued_seq;
-	if (c->acked_seq > last)
-		last = c->acked_seq;
-	return (last);
+	return (conn_position(c->queued_seq, c->flushed_seq, c->acked_seq,
+	    evbuffer_get_length(bufferevent_get_output(c->bev))));
 }
 
 /*
@@ -236,7 +231,7 @@ sess_detach(struct conn *c)
 	c->attached = 0;
 	sess_of(c, room_name(c->room), &s, owner, sizeof owner);
 	last = sess_position(c);
-	if (c->close_code == WS_CLOSE_NORMAL && c->close_by_client)
+	if (conn_close_ends_session(c->close_code, c->close_by_client))
 		rc = bus_end(&s, last, SESS_POS_TTL);
 	else
 		rc = bus_detach(&s, last, util_now_ms() +

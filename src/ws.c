@@ -218,9 +218,7 @@ ws_text(struct conn *c, const uint8_t *msg, size_t len)
 		room_publish(c, in.body, in.body_len, in.id);
 		break;
 	case PROTO_ACK:
-		if ((uint64_t)in.seq > c->acked_seq &&
-		    (uint64_t)in.seq <= c->queued_seq)
-			c->acked_seq = in.seq;
+		c->acked_seq = conn_acked(c->acked_seq, c->queued_seq, in.seq);
 		break;
 	case PROTO_HISTORY:
 		if (auth_allowed(c, AUTH_HISTORY, NULL))
@@ -438,9 +436,10 @@ ws_output(struct conn *c)
 	 * too: a client that pings and never reads is a slow client.
 	 */
 	if (!c->ws_closing && wslay_event_want_write(c->ws)) {
-		queued = evbuffer_get_length(bufferevent_get_output(c->bev)) +
-		    wslay_event_get_queued_msg_length(c->ws);
-		if (queued > (size_t)wk.cfg->max_outbound_bytes) {
+		queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+		if (conn_over_limit(queued,
+		    wslay_event_get_queued_msg_length(c->ws),
+		    (size_t)wk.cfg->max_outbound_bytes)) {
 			ws_too_slow(c);
 			return;
 		}
@@ -522,8 +521,8 @@ ws_send_frame(struct conn *c, struct frame *f)
 		return (-1);
 	out = bufferevent_get_output(c->bev);
 	/* A joining connection's replay paces itself (join.c). */
-	if (c->join == NULL && evbuffer_get_length(out) + f->len >
-	    (size_t)wk.cfg->max_outbound_bytes) {
+	if (c->join == NULL && conn_over_limit(evbuffer_get_length(out),
+	    f->len, (size_t)wk.cfg->max_outbound_bytes)) {
 		ws_too_slow(c);
 		return (-1);
 	}

@@ -2,8 +2,10 @@
 /* racerd: unit tests for the server-free logic of ws.c and conn.c. */
 /*
  * The message rate bucket (max-message-rate), the Origin check
- * (allowed-origins) and the close codes: each a function of its inputs,
- * tested without a socket.
+ * (allowed-origins), the close codes and their classes, and outbound
+ * accounting (the position a session records, acks, max-outbound-bytes,
+ * which close ends a session): each a function of its inputs, tested
+ * without a socket.
  */
 #include <check.h>
 #include <stdint.h>
@@ -85,6 +87,58 @@ START_TEST(test_origin)
 }
 END_TEST
 
+/* What a session records as the client's position. */
+START_TEST(test_position)
+{
+	/* Nothing pending: everything queued has left. */
+	ck_assert(conn_position(7, 5, 0, 0) == 7);
+	/* Bytes pending: only what had left when the output last drained. */
+	ck_assert(conn_position(7, 5, 0, 100) == 5);
+	/* An ack is proof of its own. */
+	ck_assert(conn_position(7, 5, 6, 100) == 6);
+	ck_assert(conn_position(7, 7, 3, 0) == 7);
+	ck_assert(conn_position(0, 0, 0, 0) == 0);
+}
+END_TEST
+
+START_TEST(test_acked)
+{
+	ck_assert(conn_acked(0, 10, 4) == 4);
+	ck_assert(conn_acked(4, 10, 10) == 10);
+	/* Never back, never past what was queued, never negative. */
+	ck_assert(conn_acked(4, 10, 3) == 4);
+	ck_assert(conn_acked(4, 10, 11) == 4);
+	ck_assert(conn_acked(4, 10, -1) == 4);
+	ck_assert(conn_acked(0, 0, 0) == 0);
+}
+END_TEST
+
+/* max-outbound-bytes: at the limit is allowed, one byte more is not. */
+START_TEST(test_over_limit)
+{
+	ck_assert_int_eq(conn_over_limit(0, 1024, 1024), 0);
+	ck_assert_int_eq(conn_over_limit(1000, 24, 1024), 0);
+	ck_assert_int_eq(conn_over_limit(1000, 25, 1024), 1);
+	ck_assert_int_eq(conn_over_limit(0, 1025, 1024), 1);
+	ck_assert_int_eq(conn_over_limit(2048, 0, 1024), 1);
+	/* No wrap-around for huge sizes. */
+	ck_assert_int_eq(conn_over_limit(1000, SIZE_MAX, 1024), 1);
+	ck_assert_int_eq(conn_over_limit(SIZE_MAX, 1, SIZE_MAX), 1);
+}
+END_TEST
+
+/* Only the client's own 1000 ends a session; the rest can resume. */
+START_TEST(test_close_ends_session)
+{
+	ck_assert_int_eq(conn_close_ends_session(WS_CLOSE_NORMAL, 1), 1);
+	ck_assert_int_eq(conn_close_ends_session(WS_CLOSE_NORMAL, 0), 0);
+	ck_assert_int_eq(conn_close_ends_session(WS_CLOSE_GOING_AWAY, 1), 0);
+	ck_assert_int_eq(conn_close_ends_session(WS_CLOSE_ABNORMAL, 0), 0);
+	ck_assert_int_eq(conn_close_ends_session(WS_CLOSE_TOO_SLOW, 0), 0);
+	ck_assert_int_eq(conn_close_ends_session(WS_CLOSE_TAKEN_OVER, 0), 0);
+}
+END_TEST
+
 /*
  * The close codes racerd sends, by class (racerd-protocol(7)): 1xxx of
  * RFC 6455, 40xx "do not reconnect as is", 41xx "reconnect later", 42xx
@@ -129,6 +183,10 @@ conn_suite(void)
 	tc = tcase_create("upgrade");
 	tcase_add_test(tc, test_origin);
 	tcase_add_test(tc, test_close_classes);
+	tcase_add_test(tc, test_position);
+	tcase_add_test(tc, test_acked);
+	tcase_add_test(tc, test_over_limit);
+	tcase_add_test(tc, test_close_ends_session);
 	suite_add_tcase(s, tc);
 
 	return (s);
