@@ -230,8 +230,8 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 		    NULL, keep);
 		return (0);
 	}
-	if (http_query_u64(req->query, "since", UINT64_MAX / 2, &since) == -1 ||
-	    http_query_u64(req->query, "before", UINT64_MAX / 2, &before) == -1) {
+	if (http_query_u64(req->query, "since", INT64_MAX, &since) == -1 ||
+	    http_query_u64(req->query, "before", INT64_MAX, &before) == -1) {
 		http_error(out, 400, "since and before are sequence numbers",
 		    NULL, keep);
 		return (0);
@@ -241,7 +241,7 @@ api_history(struct conn *c, const struct http_req *req, const char *chat,
 		http_error(out, 400, "limit must be 1 to 1000", NULL, keep);
 		return (0);
 	}
-	if (http_query_u64(req->query, "before", UINT64_MAX / 2, &before) == 1 &&
+	if (http_query_u64(req->query, "before", INT64_MAX, &before) == 1 &&
 	    before == 0) {
 		http_error(out, 400, "before must be at least 1", NULL, keep);
 		return (0);

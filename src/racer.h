@@ -30,6 +30,7 @@ struct event_base;
 #define RACER_EXIT_REFUSED	4	/* racerd refused, or ended for good */
 
 #define RACER_MSG_MAX		65536	/* racerd's default max-message-size */
+#define RACER_SESSION_MAX	63	/* room above racerd's 22-byte tokens */
 
 /* racer.c */
 struct racer_opts {

@@ -63,8 +63,8 @@ static struct {
 	u_int			 refused;	/* lines never sent */
 
 	char			 user[RD_USER_MAX + 1];
-	char			 session[64];
-	char			 epoch[65];
+	char			 session[RACER_SESSION_MAX + 1];
+	char			 epoch[BUS_EPOCH_MAX + 1];
 	uint64_t		 last;		/* last seq printed */
 	uint64_t		 pos;		/* resume from here */
 	int			 have_pos;	/* pos means something */

@@ -34,6 +34,9 @@
 #include "proto.h"
 #include "registry.h"
 
+_Static_assert(REG_NAME_MAX == RD_CHAT_MAX,
+    "a registry name holds a chat id");
+
 #define ROOM_LINGER_MS		2000
 #define ROOM_PENDING_MAX	65536	/* held messages before a full reread */
 
