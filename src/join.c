@@ -118,10 +118,14 @@ join_attached(int ok, const struct bus_pos *pos, void *arg)
 	if (j == NULL)
 		goto out;
 	if (c->state != CONN_WS || c->room == NULL) {
-		/* Gone while attaching: away now, not when the lease ends. */
+		/*
+		 * Gone while attaching: away (or ended) now, not when the
+		 * lease ends, at what the client had: the position handed
+		 * over, its since, or the welcome.
+		 */
 		if (ok)
 			sess_abandon(c, j->chat, pos != NULL ? pos->seq :
-			    j->replay_to);
+			    j->from >= 0 ? (uint64_t)j->from : j->replay_to);
 		goto out;
 	}
 	j->busy = 0;

@@ -243,17 +243,23 @@ sess_detach(struct conn *c)
 
 /*
  * A connection went away while its session was being claimed or recorded:
- * the session is away from now on, at position last.
+ * the session is away from now on, at position last, or ends there if the
+ * client closed with 1000 before its record was written.
  */
 void
 sess_abandon(struct conn *c, const char *chat, uint64_t last)
 {
 	struct bus_session	 s;
 	char			 owner[SESS_OWNER_MAX];
+	int			 rc;
 
 	sess_of(c, chat, &s, owner, sizeof owner);
-	if (bus_detach(&s, last, util_now_ms() +
-	    (uint64_t)wk.cfg->reconnect_window * 1000) != 0)
+	if (conn_close_ends_session(c->close_code, c->close_by_client))
+		rc = bus_end(&s, last, SESS_POS_TTL);
+	else
+		rc = bus_detach(&s, last, util_now_ms() +
+		    (uint64_t)wk.cfg->reconnect_window * 1000);
+	if (rc != 0)
 		log_warnx("store down: session of %s in %s not recorded; its "
 		    "lease ends it", c->user, chat);
 }

@@ -7,15 +7,19 @@
 # stored position, then resumed complete:true (another user's join gets
 # nothing). A close 1000 ends the session at once: leave, 401, and the
 # next plain join replays again; the position is handed over only once.
+# So does one that comes while the store is still writing the session.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_clients
 
+start_redis
 PORT=$(free_port)
-write_conf "$T/racerd.conf" "$PORT" 2 "reconnect-window = 3"
+write_conf "$T/racerd.conf" "$PORT" 2 "redis = unix:$REDIS_SOCK" \
+    "reconnect-window = 3"
 start_racerd "$T/racerd.conf" "$PORT"
 ok "racerd up, reconnect-window 3"
 
-WSC_TIMEOUT=35 wsclient window --port "$PORT" --window 3 --timeout 30 ||
+WSC_TIMEOUT=35 wsclient window --port "$PORT" --window 3 \
+    --redis-sock "$REDIS_SOCK" --timeout 30 ||
     fail "reconnect window (see above)"
 ok "resume within the window; 401 and replay on the next join after it"
 finish

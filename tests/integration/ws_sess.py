@@ -26,9 +26,10 @@ import time
 
 import websockets
 
-from wslib import (FAILS, Refused, SClient, check, check_resume,
-                   describe_seqs, expect_refused, fail, http_req, note,
-                   read_keys, redis_cli, rq, run_async, sconnect, tag, until)
+from wslib import (FAILS, Raw, Refused, SClient, check, check_resume,
+                   close_payload, describe_seqs, expect_refused, fail, frame,
+                   http_req, note, read_keys, redis_cli, rq, run_async,
+                   sconnect, tag, until, ws_request)
 
 
 # --------------------------------------------------------------------------
@@ -220,6 +221,18 @@ async def do_resume(a):
 # --------------------------------------------------------------------------
 # Subcommand: window (sess_window.sh)
 
+def close_after_welcome(port, chat, user):
+    """Upgrade, read the welcome, close 1000; returns the welcome's token."""
+    r = Raw(port)
+    r.send(ws_request(port, "/ws/%s?user=%s" % (chat, user)))
+    st, _, _ = r.read_response()
+    check(st == 101, "%s's upgrade: HTTP %d" % (user, st))
+    _, _, op, data = r.read_frame()
+    r.send(frame(8, close_payload(1000)))
+    r.close()       # at once, as a client that is done does
+    return json.loads(data).get("session") if op == 1 else None
+
+
 async def do_window(a):
     port, win = a.port, a.window
     chat = "window-" + tag()
@@ -322,6 +335,21 @@ async def do_window(a):
     e = await sconnect(port, chat, "user=alice")
     await asyncio.sleep(0.5)
     check(not e.msgs, "a second plain join of alice replayed %r" % e.seqs())
+
+    # A close 1000 that comes while the session record is still being
+    # written ends the session all the same: the store holds its writes
+    # (CLIENT PAUSE) while dave is welcomed, closes and goes.
+    out = await redis_cli(a.redis_sock, "CLIENT", "PAUSE", "1000", "ALL")
+    check(out.strip() == "OK", "CLIENT PAUSE: %r" % out)
+    token = await asyncio.to_thread(close_after_welcome, port, chat, "dave")
+    got = await until(lambda: b.saw("leave", "dave"), 3, 0.01)
+    check(got, "no presence leave for dave within 3 s of his close 1000 "
+          "while his session was being written")
+    check(not b.saw("away", "dave"), "dave's close 1000 while his session "
+          "was being written left it away")
+    await expect_refused(port, chat, rq(token, 11, "dave"), 401,
+                         "resume after a close 1000 while the session was "
+                         "being written")
     for x in (b, c, e):
         check(not x.unexpected(), "%s got unexpected frames %r" %
               (x.user, x.unexpected()[:3]))
@@ -1510,6 +1538,7 @@ def add_commands(sp):
     p = sp.add_parser("window", help="resume within and after the window")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--window", type=int, required=True)
+    p.add_argument("--redis-sock", required=True)
     p.add_argument("--slack", type=float, default=2.5,
                    help="how late after the window the expiry may be")
     p.add_argument("--timeout", type=float, default=40)
