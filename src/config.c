@@ -165,6 +165,9 @@ const struct config_option config_table[] = {
 	  OFF(presence_events_max),
 	  "members a chat may have for presence events to be sent; 0: any",
 	  NULL },
+	{ "presence-interval", CONFIG_INT, 0, 10000, "100",
+	  OFF(presence_interval), "least milliseconds between two presence "
+	  "writes to a chat's members; 0: each event at once", NULL },
 	{ "session-lease", CONFIG_INT, 3, 3600, "30", OFF(session_lease),
 	  "seconds a connected session outlives its host's silence", NULL },
 	{ "reconnect-window", CONFIG_INT, 1, 86400, "120", OFF(reconnect_window),

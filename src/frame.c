@@ -30,6 +30,29 @@ frame_text(const char *buf, size_t len)
 	return (f);
 }
 
+/*
+ * Frames f[0..n-1] one after another in one block, to be written to
+ * members as one; its one reference is the caller's.
+ */
+struct frame *
+frame_join(struct frame **f, u_int n)
+{
+	struct frame	*all;
+	size_t		 len = 0;
+	u_int		 i;
+
+	for (i = 0; i < n; i++)
+		len += f[i]->len;
+	all = xmalloc(sizeof *all + len);
+	all->refs = 1;
+	all->len = 0;
+	for (i = 0; i < n; i++) {
+		memcpy(all->data + all->len, f[i]->data, f[i]->len);
+		all->len += f[i]->len;
+	}
+	return (all);
+}
+
 void
 frame_ref(struct frame *f)
 {

@@ -307,7 +307,7 @@ join_drive(struct conn *c)
 			s = proto_welcome(room_name(c->room), c->user,
 			    c->session, room_epoch(c->room),
 			    room_latest(c->room), wk.cfg->reconnect_window);
-			c->welcomed = 1;
+			room_welcome(c);
 			c->replaying = 1;
 			ws_send_text(c, s, strlen(s));
 			free(s);

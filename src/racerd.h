@@ -83,6 +83,7 @@ struct config {
 	int		 recovery_max;
 	int		 session_lease;
 	int		 presence_events_max;	/* 0: events at any size */
+	int		 presence_interval;	/* ms between presence writes */
 	char		*auth;		/* "none" or "token" */
 	char		*auth_hmac_key_file;	/* "": no HS256 keys */
 	char		*auth_ed25519_key_file;	/* "": no EdDSA keys */
@@ -193,6 +194,7 @@ struct frame {
 	uint8_t		 data[];
 };
 struct frame	*frame_text(const char *, size_t);
+struct frame	*frame_join(struct frame **, u_int);
 void		 frame_ref(struct frame *);
 void		 frame_unref(struct frame *);
 void		 frame_release(const void *, size_t, void *);
@@ -251,6 +253,7 @@ struct conn {
 	int			 history_busy;	/* a history read in flight */
 	char			 user[RD_USER_MAX + 1];
 	char			 session[CONN_TOKEN_LEN + 1];
+	uint32_t		 pres_seen;	/* room's presence count at welcome */
 
 	/* Joining, session and position (join.c, sess.c, room.c) */
 	struct join		*join;		/* NULL once joined */
@@ -583,6 +586,7 @@ void		 ws_free(struct conn *);
 struct room	*room_join(struct conn *, const char *, size_t);
 int		 room_is_ready(struct room *);
 void		 room_release(struct conn *);
+void		 room_welcome(struct conn *);
 const char	*room_name(struct room *);
 const char	*room_epoch(struct room *);
 uint64_t	 room_latest(struct room *);

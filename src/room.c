@@ -39,6 +39,7 @@ _Static_assert(REG_NAME_MAX == RD_CHAT_MAX,
 
 #define ROOM_LINGER_MS		2000
 #define ROOM_PENDING_MAX	65536	/* held messages before a full reread */
+#define ROOM_PRESENCE_MAX	1024	/* presence frames held before a write */
 
 enum room_state {
 	ROOM_SUBSCRIBING,	/* SUBSCRIBE sent (or link down) */
@@ -69,6 +70,11 @@ struct room {
 	u_int			 nheld;
 	struct event		*linger;
 	struct event		*retry;		/* ask where the chat is */
+	struct frame		**pres;		/* presence held, in order */
+	u_int			 npres;
+	uint32_t		 pres_count;	/* presence frames ever held */
+	uint64_t		 pres_at;	/* last presence write, mono ms */
+	struct event		*pres_timer;	/* writes what is held */
 	char			*head;		/* envelope head, per chat */
 	size_t			 len;
 	char			 name[REG_NAME_MAX + 1];
@@ -86,6 +92,8 @@ static void	room_drain(struct room *);
 static void	room_ask(struct room *);
 static void	room_retry_cb(evutil_socket_t, short, void *);
 static void	room_on_info(const struct bus_info *, void *);
+static void	room_presence_flush(struct room *);
+static void	room_presence_cb(evutil_socket_t, short, void *);
 
 static uint64_t
 room_hash(const char *name, size_t len)
@@ -165,12 +173,17 @@ room_free(struct room *r)
 		r->dead = 1;
 		evtimer_del(r->linger);
 		evtimer_del(r->retry);
+		evtimer_del(r->pres_timer);
 	}
 	if (r->busy)
 		return;
 	room_drop_held(r);
+	while (r->npres > 0)
+		frame_unref(r->pres[--r->npres]);
+	free(r->pres);
 	event_free(r->linger);
 	event_free(r->retry);
+	event_free(r->pres_timer);
 	free(r->head);
 	free(r);
 }
@@ -207,7 +220,8 @@ room_new(const char *name, size_t len)
 	TAILQ_INIT(&r->members);
 	r->linger = evtimer_new(wk.base, room_linger_cb, r);
 	r->retry = evtimer_new(wk.base, room_retry_cb, r);
-	if (r->linger == NULL || r->retry == NULL)
+	r->pres_timer = evtimer_new(wk.base, room_presence_cb, r);
+	if (r->linger == NULL || r->retry == NULL || r->pres_timer == NULL)
 		fatalx("evtimer_new");
 	r->head = proto_msg_head(r->name);
 	b = r->hash & (rooms.size - 1);
@@ -386,6 +400,7 @@ room_deliver(struct room *r, uint64_t seq, const char *json, size_t len)
 	r->last = seq;
 	if (r->nmembers == 0)
 		return;
+	room_presence_flush(r);		/* presence that came first goes first */
 	f = frame_text(json, len);
 	TAILQ_FOREACH_SAFE(c, &r->members, member, next) {
 		if (c->welcomed) {
@@ -568,18 +583,103 @@ room_on_unsubscribed(const char *name, size_t len)
 	bus_subscribe(r->name, r->len);
 }
 
+/*
+ * Presence is written at most every presence-interval ms per chat, as
+ * Nagle's algorithm does for TCP: a frame after a quiet interval goes out
+ * at once, the ones that follow it within the interval are held and then
+ * written together, one write per member for all of them.  A chat filling
+ * up costs each member a few writes instead of one per join.  Held
+ * presence goes out before any message, so the order of what a member
+ * receives does not change, and a member welcomed while frames were held
+ * gets only those that came after its welcome (room_welcome).
+ */
+static void
+room_presence_flush(struct room *r)
+{
+	struct frame	*all;
+	struct conn	*c, *next;
+	uint32_t	 base;
+	u_int		 i, skip;
+
+	if (r->npres == 0)
+		return;
+	evtimer_del(r->pres_timer);
+	r->pres_at = util_mono_ms();
+	base = r->pres_count - r->npres;	/* ever held before these */
+	if (r->npres == 1) {
+		all = r->pres[0];
+		frame_ref(all);
+	} else
+		all = frame_join(r->pres, r->npres);
+	TAILQ_FOREACH_SAFE(c, &r->members, member, next) {
+		if (!c->welcomed)
+			continue;
+		skip = (int32_t)(c->pres_seen - base) > 0 ?
+		    c->pres_seen - base : 0;
+		if (skip == 0 && !c->replaying) {
+			room_send(c, all, 0);	/* the common case */
+			continue;
+		}
+		/* Welcomed since, or joining: frame by frame. */
+		conn_ref(c);
+		for (i = skip; i < r->npres && c->room == r; i++)
+			room_send(c, r->pres[i], 0);
+		conn_unref(c);
+	}
+	frame_unref(all);
+	for (i = 0; i < r->npres; i++)
+		frame_unref(r->pres[i]);
+	r->npres = 0;
+}
+
+static void
+room_presence_cb(__unused evutil_socket_t fd, __unused short events,
+    void *arg)
+{
+	room_presence_flush(arg);
+}
+
 /* A frame for every member (presence), from the chat's channel. */
 static void
 room_frame(struct room *r, const char *json, size_t len)
 {
 	struct frame	*f;
 	struct conn	*c, *next;
+	struct timeval	 tv;
+	uint64_t	 now = util_mono_ms(), every, wait;
 
+	every = (uint64_t)wk.cfg->presence_interval;
 	f = frame_text(json, len);
-	TAILQ_FOREACH_SAFE(c, &r->members, member, next)
-		if (c->welcomed)
-			room_send(c, f, 0);
-	frame_unref(f);
+	if (every == 0 || (r->npres == 0 && now - r->pres_at >= every)) {
+		r->pres_at = now;
+		TAILQ_FOREACH_SAFE(c, &r->members, member, next)
+			if (c->welcomed)
+				room_send(c, f, 0);
+		frame_unref(f);
+		return;
+	}
+	if (r->pres == NULL)
+		r->pres = xcalloc(ROOM_PRESENCE_MAX, sizeof *r->pres);
+	r->pres[r->npres++] = f;
+	r->pres_count++;
+	if (r->npres == ROOM_PRESENCE_MAX) {
+		room_presence_flush(r);
+		return;
+	}
+	if (r->npres == 1) {
+		wait = r->pres_at + every > now ? r->pres_at + every - now : 0;
+		tv.tv_sec = wait / 1000;
+		tv.tv_usec = (wait % 1000) * 1000;
+		util_timer_add(r->pres_timer, &tv);
+	}
+}
+
+/* A member is welcomed: from now on it is told of presence. */
+void
+room_welcome(struct conn *c)
+{
+	c->welcomed = 1;
+	c->pres_seen = c->room->pres_count;
 }
 
 /*

@@ -238,7 +238,7 @@ START_TEST(test_table)
 	long long			 dflt;
 	char				*text;
 
-	ck_assert_uint_eq(config_table_size, 41);
+	ck_assert_uint_eq(config_table_size, 42);
 	for (i = 0; i < config_table_size; i++) {
 		o = &config_table[i];
 		ck_assert_ptr_nonnull(o->name);
