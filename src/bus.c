@@ -46,7 +46,6 @@
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 #include <nettle/sha1.h>
 #include <sodium.h>
 
@@ -176,6 +175,8 @@ static struct {
 	u_int			 pending;	/* calls awaiting a reply */
 	uint64_t		 expire_window;	/* of the last sweep */
 	int			 expire_pos_ttl;
+	uint8_t			 epoch_key[crypto_shorthash_KEYBYTES];
+	uint64_t		 epochs;	/* made with it */
 } bus;
 
 static void	bus_connect(struct bus_link *);
@@ -184,6 +185,141 @@ static void	bus_on_flush(evutil_socket_t, short, void *);
 static void	bus_batch_fail(struct bus_batch *);
 static struct bus_batch *bus_batch_take(struct bus_shard *);
 static char	*bus_open(const char *, size_t, const char **, size_t *);
+
+/*
+ * hiredis's own libevent adapter arms a one-shot event for every read and
+ * every write: two epoll_ctl calls per reply read and two per command
+ * written, and a loop turn between queuing a command and writing it.  This
+ * one keeps the read event armed for good, and writes what the loop turn
+ * queued at its end, as conn.c does for clients; only a socket that does
+ * not take it all (or one still connecting) waits for a write event.
+ */
+struct bus_ev {
+	redisAsyncContext	*ac;
+	struct event		*rev;		/* persistent */
+	struct event		*wev;		/* the socket is writable */
+	struct event		*flush;		/* write at the end of the turn */
+	int			 writing;	/* in redisAsyncHandleWrite */
+	int			 dead;		/* cleaned up while writing */
+};
+
+static void
+bus_ev_free(struct bus_ev *e)
+{
+	event_free(e->rev);
+	event_free(e->wev);
+	event_free(e->flush);
+	free(e);
+}
+
+static void
+bus_ev_read(__unused evutil_socket_t fd, __unused short events, void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	redisAsyncHandleRead(e->ac);
+}
+
+/* Write now; the context may go away inside (then cleanup only marks). */
+static void
+bus_ev_write(__unused evutil_socket_t fd, __unused short events, void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	e->writing = 1;
+	redisAsyncHandleWrite(e->ac);
+	e->writing = 0;
+	if (e->dead)
+		bus_ev_free(e);
+}
+
+static void
+bus_ev_add_read(void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	if (!event_pending(e->rev, EV_READ, NULL))
+		event_add(e->rev, NULL);
+}
+
+static void
+bus_ev_del_read(void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	event_del(e->rev);
+}
+
+static void
+bus_ev_add_write(void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	/* Connecting (hiredis checks a connect on writability), or full. */
+	if (e->writing || !(e->ac->c.flags & REDIS_CONNECTED))
+		event_add(e->wev, NULL);
+	else if (!event_pending(e->flush, EV_TIMEOUT, NULL))
+		event_active(e->flush, EV_TIMEOUT, 0);
+}
+
+static void
+bus_ev_del_write(void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	event_del(e->wev);
+	if (!e->writing)
+		event_del(e->flush);
+}
+
+static void
+bus_ev_cleanup(void *arg)
+{
+	struct bus_ev	*e = arg;
+
+	e->ac->ev.data = NULL;
+	if (e->writing) {
+		event_del(e->rev);
+		event_del(e->wev);
+		e->dead = 1;
+		return;
+	}
+	bus_ev_free(e);
+}
+
+static int
+bus_ev_attach(redisAsyncContext *ac)
+{
+	struct bus_ev	*e;
+	int		 fd = ac->c.fd;
+
+	if (ac->ev.data != NULL)
+		return (REDIS_ERR);
+	e = xcalloc(1, sizeof *e);
+	e->ac = ac;
+	e->rev = event_new(bus.base, fd, EV_READ|EV_PERSIST, bus_ev_read, e);
+	e->wev = event_new(bus.base, fd, EV_WRITE, bus_ev_write, e);
+	e->flush = event_new(bus.base, -1, 0, bus_ev_write, e);
+	if (e->rev == NULL || e->wev == NULL || e->flush == NULL) {
+		if (e->rev != NULL)
+			event_free(e->rev);
+		if (e->wev != NULL)
+			event_free(e->wev);
+		if (e->flush != NULL)
+			event_free(e->flush);
+		free(e);
+		return (REDIS_ERR);
+	}
+	ac->ev.addRead = bus_ev_add_read;
+	ac->ev.delRead = bus_ev_del_read;
+	ac->ev.addWrite = bus_ev_add_write;
+	ac->ev.delWrite = bus_ev_del_write;
+	ac->ev.cleanup = bus_ev_cleanup;
+	ac->ev.data = e;
+	event_add(e->rev, NULL);
+	event_add(e->wev, NULL);	/* the connect completes */
+	return (REDIS_OK);
+}
 
 static void
 bus_sha1(const char *script, char out[41])
@@ -625,7 +761,7 @@ bus_ask_sentinel(struct bus_link *l)
 	ac = redisAsyncConnect(sh->sentinel_host[sh->sentinel_next],
 	    sh->sentinel_port[sh->sentinel_next]);
 	if (ac == NULL || ac->err ||
-	    redisLibeventAttach(ac, bus.base) != REDIS_OK) {
+	    bus_ev_attach(ac) != REDIS_OK) {
 		if (ac != NULL)
 			redisAsyncFree(ac);
 		bus_down(l, "cannot reach a sentinel");
@@ -725,7 +861,7 @@ bus_watch(struct bus_shard *sh)
 	ac = redisAsyncConnect(sh->sentinel_host[sh->watch_next],
 	    sh->sentinel_port[sh->watch_next]);
 	if (ac == NULL || ac->err ||
-	    redisLibeventAttach(ac, bus.base) != REDIS_OK) {
+	    bus_ev_attach(ac) != REDIS_OK) {
 		if (ac != NULL)
 			redisAsyncFree(ac);
 		bus_watch_later(sh);
@@ -777,7 +913,7 @@ bus_connect_to(struct bus_link *l)
 		return;
 	}
 	ac->data = l;
-	if (redisLibeventAttach(ac, bus.base) != REDIS_OK) {
+	if (bus_ev_attach(ac) != REDIS_OK) {
 		redisAsyncFree(ac);
 		bus_down(l, "cannot attach to the event loop");
 		bus_schedule_retry(l);
@@ -872,6 +1008,7 @@ bus_init(struct event_base *base, const char *addrs, const char *instance,
 
 	memset(&bus, 0, sizeof bus);
 	bus.base = base;
+	randombytes_buf(bus.epoch_key, sizeof bus.epoch_key);
 	for (i = 0; i < BUS_NSCRIPTS; i++)
 		bus_sha1(bus_lua[i].body, bus.sha[i]);
 	snprintf(bus.name, sizeof bus.name, "racerd:%s:w%d", instance, idx);
@@ -1214,15 +1351,22 @@ bus_call_channel(struct bus_call *call, const char *chat, size_t len)
 	bus_call_name(call, chat, len, NULL);
 }
 
-/* Append a fresh random epoch (16 hex digits). */
+/*
+ * Append a fresh epoch (16 hex digits), in case the message starts its
+ * chat.  Every message carries one, so it is not a getrandom(2) each:
+ * SipHash, under a random key of this worker (bus_init), of a counter,
+ * is as unpredictable and never repeats within the worker.
+ */
 static void
 bus_call_epoch(struct bus_call *call)
 {
-	uint8_t	 rnd[8];
-	char	 hex[17];
+	uint8_t		 in[8], out[crypto_shorthash_BYTES];
+	char		 hex[17];
 
-	randombytes_buf(rnd, sizeof rnd);
-	sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+	bus.epochs++;
+	memcpy(in, &bus.epochs, sizeof in);
+	crypto_shorthash(out, in, sizeof in, bus.epoch_key);
+	sodium_bin2hex(hex, sizeof hex, out, sizeof out);
 	bus_call_arg(call, hex, 16);
 }
 
