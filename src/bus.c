@@ -300,16 +300,8 @@ bus_ev_attach(redisAsyncContext *ac)
 	e->rev = event_new(bus.base, fd, EV_READ|EV_PERSIST, bus_ev_read, e);
 	e->wev = event_new(bus.base, fd, EV_WRITE, bus_ev_write, e);
 	e->flush = event_new(bus.base, -1, 0, bus_ev_write, e);
-	if (e->rev == NULL || e->wev == NULL || e->flush == NULL) {
-		if (e->rev != NULL)
-			event_free(e->rev);
-		if (e->wev != NULL)
-			event_free(e->wev);
-		if (e->flush != NULL)
-			event_free(e->flush);
-		free(e);
-		return (REDIS_ERR);
-	}
+	if (e->rev == NULL || e->wev == NULL || e->flush == NULL)
+		fatalx("event_new");
 	ac->ev.addRead = bus_ev_add_read;
 	ac->ev.delRead = bus_ev_del_read;
 	ac->ev.addWrite = bus_ev_add_write;
